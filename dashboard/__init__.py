@@ -1,0 +1,1 @@
+"""Dash + dash-cytoscape provenance explorer (lineage DAG, version compare, DQL console)."""

@@ -1,0 +1,166 @@
+"""The embedded backend: LadybugDB (a maintained fork of Kùzu), the zero-setup default.
+
+LadybugDB lets one process open a database read-write while others open it read-only. So a
+writer holds the read-write handle only for the length of a transaction and retries while
+another process holds the lock; readers open read-only. :meth:`LadybugStore.hold` keeps one
+handle open across many transactions for bulk work in a single process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ladybug
+
+from provdb.errors import GraphError
+from provdb.graph.base import GraphStore, Statement, checked
+from provdb.graph.dialect import LADYBUG
+
+#: How long a writer waits for another process's lock (seconds); env PROVDB_LOCK_TIMEOUT.
+DEFAULT_LOCK_TIMEOUT = 30.0
+_LOCK_RE = re.compile(r"Could not set lock|Lock is held", re.IGNORECASE)
+
+
+class LadybugStore(GraphStore):
+    """A provenance graph in an embedded LadybugDB database file at ``path``."""
+
+    dialect = LADYBUG
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        lock_timeout: float | None = None,
+        buffer_pool_mb: int = 256,
+    ) -> None:
+        self.path = Path(path)
+        self.uri = str(self.path)
+        self.read_only = read_only
+        env_timeout = os.environ.get("PROVDB_LOCK_TIMEOUT")
+        self.lock_timeout = (
+            lock_timeout if lock_timeout is not None else float(env_timeout or DEFAULT_LOCK_TIMEOUT)
+        )
+        self._buffer_pool = buffer_pool_mb * 1024 * 1024
+        self._held: tuple[ladybug.Database, ladybug.Connection] | None = None
+
+    # -- handles ----------------------------------------------------------------------------
+
+    def _open(self, write: bool) -> tuple[ladybug.Database, ladybug.Connection]:
+        if write and self.read_only:
+            raise GraphError(f"the graph at {self.path} is open read-only")
+        if not write and not self.path.exists():
+            raise GraphError(f"no embedded graph at {self.path}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                db = ladybug.Database(
+                    str(self.path), read_only=not write, buffer_pool_size=self._buffer_pool
+                )
+                conn = ladybug.Connection(db)
+                conn.execute(f"CALL var_length_extend_max_depth={self.dialect.max_depth}")
+                return db, conn
+            except RuntimeError as exc:
+                if not _LOCK_RE.search(str(exc)):
+                    raise GraphError(
+                        f"cannot open the embedded graph at {self.path}: {exc}"
+                    ) from exc
+                if time.monotonic() > deadline:
+                    raise GraphError(
+                        f"the embedded graph at {self.path} is locked by another process "
+                        f"(waited {self.lock_timeout:.0f} s): {str(exc).splitlines()[0]}"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    @contextmanager
+    def _connection(self, write: bool) -> Iterator[ladybug.Connection]:
+        if self._held is not None:
+            yield self._held[1]
+            return
+        db, conn = self._open(write)
+        try:
+            yield conn
+        finally:
+            conn.close()
+            db.close()
+
+    @contextmanager
+    def hold(self) -> Iterator[LadybugStore]:
+        """Keep one handle open for the block (bulk loads); other writers wait meanwhile."""
+        if self._held is not None:
+            yield self
+            return
+        self._held = self._open(write=not self.read_only)
+        try:
+            yield self
+        finally:
+            db, conn = self._held
+            self._held = None
+            conn.close()
+            db.close()
+
+    # -- primitives -------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        # docstring inherited
+        with self._connection(write=True) as conn:
+            for ddl in self.dialect.schema_statements():
+                _execute(conn, ddl)
+
+    def run_write(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        # docstring inherited
+        with self._connection(write=True) as conn:
+            _execute(conn, "BEGIN TRANSACTION")
+            try:
+                out = [checked(s, _execute(conn, s.cypher, s.params)) for s in statements]
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            _execute(conn, "COMMIT")
+            return out
+
+    def run_read(
+        self, cypher: str, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        # docstring inherited
+        with self._connection(write=False) as conn:
+            return _execute(conn, cypher, params)
+
+    def close(self) -> None:
+        # docstring inherited
+        if self._held is not None:
+            db, conn = self._held
+            self._held = None
+            conn.close()
+            db.close()
+
+
+def _execute(
+    conn: ladybug.Connection, cypher: str, params: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    try:
+        result = conn.execute(cypher, dict(params or {}))
+    except RuntimeError as exc:
+        raise GraphError(f"LadybugDB: {exc}") from exc
+    if isinstance(result, list):  # several statements
+        result = result[-1]
+    cols = result.get_column_names()
+    rows = [dict(zip(cols, map(_plain, row))) for row in result.get_all()]
+    result.close()
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    """Node/relationship values as property dicts (internal ``_ID``/``_LABEL`` dropped)."""
+    if isinstance(value, dict) and "_LABEL" in value:
+        return {k: v for k, v in value.items() if not k.startswith("_")}
+    return value

@@ -1,0 +1,105 @@
+"""The server backend: Neo4j 5 over Bolt with the official ``neo4j`` driver."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from neo4j import GraphDatabase, ManagedTransaction, RoutingControl
+from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+from neo4j.graph import Node, Relationship
+
+from provdb.errors import GraphError
+from provdb.graph.base import GraphStore, Statement, checked
+from provdb.graph.dialect import NEO4J
+
+#: URI schemes served by this backend.
+SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+
+class Neo4jStore(GraphStore):
+    """A provenance graph in a Neo4j 5 database.
+
+    ``uri`` may carry credentials (``bolt://user:password@host:7687``); otherwise
+    ``NEO4J_USER``/``NEO4J_PASSWORD`` are used when set, and no auth when not. Unlike the
+    embedded store, any number of processes may read and write at once.
+    """
+
+    dialect = NEO4J
+
+    def __init__(self, uri: str, *, database: str | None = None) -> None:
+        parts = urlsplit(uri)
+        if parts.scheme not in SCHEMES:
+            raise GraphError(f"not a Neo4j URI: {uri!r} (expected one of {', '.join(SCHEMES)})")
+        auth = _auth(parts.username, parts.password)
+        netloc = parts.hostname or "127.0.0.1"
+        if parts.port:
+            netloc += f":{parts.port}"
+        self.uri = urlunsplit((parts.scheme, netloc, "", "", ""))
+        self.database = (
+            database or parts.path.strip("/") or os.environ.get("NEO4J_DATABASE", "neo4j")
+        )
+        self._driver = GraphDatabase.driver(self.uri, auth=auth)
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ServiceUnavailable, OSError) as exc:
+            raise GraphError(f"cannot reach Neo4j at {self.uri}: {exc}") from exc
+        except AuthError as exc:
+            raise GraphError(f"Neo4j at {self.uri} refused the credentials: {exc}") from exc
+        except Neo4jError as exc:
+            raise GraphError(f"Neo4j: {exc.message or exc}") from exc
+
+    def setup(self) -> None:
+        # docstring inherited
+        for ddl in self.dialect.schema_statements():
+            self._call(self._driver.execute_query, ddl, database_=self.database)
+
+    def run_write(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
+        # docstring inherited
+        def work(tx: ManagedTransaction) -> list[list[dict[str, Any]]]:
+            return [
+                checked(s, [_plain_row(r) for r in tx.run(s.cypher, dict(s.params))])
+                for s in statements
+            ]
+
+        with self._driver.session(database=self.database) as session:
+            return self._call(session.execute_write, work)
+
+    def run_read(
+        self, cypher: str, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        # docstring inherited
+        result = self._call(
+            self._driver.execute_query,
+            cypher,
+            dict(params or {}),
+            database_=self.database,
+            routing_=RoutingControl.READ,
+        )
+        return [_plain_row(r) for r in result.records]
+
+    def close(self) -> None:
+        # docstring inherited
+        self._driver.close()
+
+
+def _auth(user: str | None, password: str | None) -> tuple[str, str] | None:
+    user = unquote(user) if user else os.environ.get("NEO4J_USER")
+    password = unquote(password) if password else os.environ.get("NEO4J_PASSWORD")
+    return (user or "neo4j", password) if password else None
+
+
+def _plain_row(record: Any) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in record.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Node | Relationship):
+        return dict(value.items())
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

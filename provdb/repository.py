@@ -137,9 +137,11 @@ class Repository:
 
     def list_versions(self, name: str | None = None, limit: int | None = None) -> list[VersionRow]:
         """Versions newest first, each with its parents; ``name`` is a glob."""
-        versions = self.graph.versions(name=name, limit=limit)
+        with self.graph.session():
+            versions = self.graph.versions(name=name, limit=limit)
+            edges = self.graph.parents([v.id for v in versions]) if versions else []
         parents: dict[str, list[LineageEdge]] = {}
-        for edge in self.graph.parents([v.id for v in versions]) if versions else []:
+        for edge in edges:
             parents.setdefault(edge.derived, []).append(edge)
         return [
             VersionRow(
@@ -155,14 +157,16 @@ class Repository:
 
     def info(self) -> dict[str, Any]:
         """Where the repository's parts live and how much it holds."""
+        with self.graph.session():
+            counts = {label: self.graph.count(label) for label in ("ModelVersion", "Model")}
         return {
             "root": str(self.root),
             "id": self.config["id"],
             "backend": self.backend,
             "graph": self.graph_uri,
             "archive": str(self.archive_path),
-            "versions": self.graph.count("ModelVersion"),
-            "models": self.graph.count("Model"),
+            "versions": counts["ModelVersion"],
+            "models": counts["Model"],
         }
 
 

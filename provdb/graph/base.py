@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from fnmatch import translate
 from typing import Any, TypeVar
@@ -204,6 +205,10 @@ class GraphStore(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def session(self) -> AbstractContextManager[GraphStore]:
+        """A block of several reads sharing one connection (a no-op where that is free)."""
+        return nullcontext(self)
+
     def write(self, batch: WriteBatch) -> None:
         """Write a batch in one transaction (nothing is written if any part fails)."""
         stmts = batch.statements(self.dialect)
@@ -257,6 +262,10 @@ class GraphStore(ABC):
         """Ancestors (``up``), descendants (``down``) or both of a version, up to ``depth`` hops."""
         if direction not in ("up", "down", "both"):
             raise InvalidInput(f"direction must be up, down or both, not {direction!r}")
+        with self.session():
+            return self._lineage(version_id, depth, direction)
+
+    def _lineage(self, version_id: str, depth: int | None, direction: str) -> Lineage:
         root = self.get(ModelVersion, version_id)
         if root is None:
             from provdb.errors import NotFound

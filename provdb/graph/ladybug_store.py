@@ -12,7 +12,7 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class LadybugStore(GraphStore):
         )
         self._buffer_pool = buffer_pool_mb * 1024 * 1024
         self._held: tuple[ladybug.Database, ladybug.Connection] | None = None
+        self._held_read_only = False
 
     # -- handles ----------------------------------------------------------------------------
 
@@ -84,6 +85,8 @@ class LadybugStore(GraphStore):
     @contextmanager
     def _connection(self, write: bool) -> Iterator[ladybug.Connection]:
         if self._held is not None:
+            if write and self._held_read_only:
+                raise GraphError(f"the graph at {self.path} is held read-only by this session")
             yield self._held[1]
             return
         db, conn = self._open(write)
@@ -94,12 +97,13 @@ class LadybugStore(GraphStore):
             db.close()
 
     @contextmanager
-    def hold(self) -> Iterator[LadybugStore]:
-        """Keep one handle open for the block (bulk loads); other writers wait meanwhile."""
+    def hold(self, write: bool = True) -> Iterator[LadybugStore]:
+        """Keep one handle open for the block (bulk work); with ``write``, other writers wait."""
         if self._held is not None:
             yield self
             return
-        self._held = self._open(write=not self.read_only)
+        self._held_read_only = self.read_only or not write
+        self._held = self._open(write=not self._held_read_only)
         try:
             yield self
         finally:
@@ -107,6 +111,10 @@ class LadybugStore(GraphStore):
             self._held = None
             conn.close()
             db.close()
+
+    def session(self) -> AbstractContextManager[LadybugStore]:
+        """Several reads on one read-only handle (opening one costs tens of milliseconds)."""
+        return self.hold(write=False)
 
     # -- primitives -------------------------------------------------------------------------
 

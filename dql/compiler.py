@@ -1,0 +1,330 @@
+"""DQL text → :class:`~dql.plan.CompiledQuery` for one Cypher dialect."""
+
+from __future__ import annotations
+
+import typing as t
+
+from dql import ast as exp
+from dql import schema as s
+from dql.cypher import DIALECTS, Binding, Generator, V, unwind_nodeset
+from dql.errors import ParseError, ResolveError, UnsupportedError
+from dql.parser import parse
+from dql.patterns import Glob
+from dql.plan import (
+    LOWER_IS_BETTER,
+    CompiledQuery,
+    KeepRule,
+    KeepThreshold,
+    KeepTop,
+    MutationPlan,
+    SlicePlan,
+    VaryPlan,
+)
+from dql.templates import layer_spec
+
+#: Looks up a saved query by name and returns its DQL text (None if there is no such query).
+Resolver = t.Callable[[str], str | None]
+
+VERSION_RETURN = tuple(f"{V}.{s.VERSION_ATTRIBUTES[c][0]} AS {c}" for c in s.VERSION_COLUMNS)
+
+
+def compile(text: str, dialect: str = "neo4j", resolve: Resolver | None = None) -> CompiledQuery:
+    """Compile one DQL statement.
+
+    Args:
+        text: the DQL statement.
+        dialect: ``"neo4j"`` or ``"ladybug"``.
+        resolve: looks up saved queries referenced by name (``from "query3"``). Select, slice
+            and construct inline a resolved select; evaluate compiles its source when it can
+            and otherwise keeps the name in ``CompiledQuery.source``.
+
+    Returns:
+        The compiled query: one Cypher statement plus the declarative parts as data.
+
+    Raises:
+        ParseError: the text is not DQL.
+        UnsupportedError: valid DQL the dialect cannot express.
+        ResolveError: a saved query referenced by a select, slice or construct is unknown.
+
+    >>> compile('select m where m.name = "a"').cypher.splitlines()[1]
+    'WHERE m.name = $p0'
+    """
+    if dialect not in DIALECTS:
+        raise UnsupportedError(
+            f"Unknown dialect {dialect!r} (known: {', '.join(DIALECTS)})", code="unknown_dialect"
+        )
+    return Compiler(text, DIALECTS[dialect], resolve).compile(parse(text))
+
+
+class Compiler:
+    """Compiles one parsed statement; nested and saved queries share its parameters."""
+
+    def __init__(self, text: str, generator: type[Generator], resolve: Resolver | None) -> None:
+        self.text = text
+        self.generator_class = generator
+        self.gen = generator(text)
+        self.resolve = resolve
+
+    def compile(self, query: exp.Query) -> CompiledQuery:
+        """Dispatch on the statement kind."""
+        handler = getattr(self, f"_compile_{query.key}")
+        return handler(query)
+
+    # -- select / slice / construct -------------------------------------------------------
+    def _compile_select(self, query: exp.Select) -> CompiledQuery:
+        where = self._where(query, {query.this.this})
+        clauses = [f"MATCH ({V}:{s.VERSION})", *where]
+        carry = [V]
+        order_items, order_columns = self._order(query, clauses, carry)
+        columns = (*s.VERSION_COLUMNS, *(c for c in order_columns if c not in s.VERSION_COLUMNS))
+        clauses.append("RETURN " + ", ".join((*VERSION_RETURN, *order_items)))
+        if query.args.get("order"):
+            desc = [o.args.get("desc") for o in query.args["order"]]
+            keys = [f"{c} DESC" if d else c for c, d in zip(order_columns, desc)]
+            clauses.append("ORDER BY " + ", ".join(keys))
+        if query.args.get("limit") is not None:
+            clauses.append(f"LIMIT {self.gen.param(query.args['limit'].this)}")
+        return self._result("select", query, clauses, columns)
+
+    def _compile_slice(self, query: exp.Slice) -> CompiledQuery:
+        names = {query.this.this}
+        for port in ("input", "output"):
+            self._check_var(query.args[port], names | self._range_vars(query))
+        bindings = [
+            Binding(port, Glob(query.args[port].args["pattern"]), [])
+            for port in ("input", "output")
+        ]
+        plan = SlicePlan(bindings[0].glob, bindings[1].glob)
+        cq = self._derive("slice", query, bindings)
+        return _replace(cq, slice=plan)
+
+    def _compile_construct(self, query: exp.Construct) -> CompiledQuery:
+        allowed = {query.this.this} | self._range_vars(query)
+        plans, bindings = [], []
+        restrictions = _restrictions(query.args.get("where"))
+        for i, mutation in enumerate(query.args["mutations"]):
+            selector = mutation.this
+            self._check_var(selector, allowed)
+            glob = Glob(selector.args["pattern"])
+            template = mutation.args.get("template")
+            spec = layer_spec(template, self.text) if template is not None else None
+            column = f"binding_{i}"
+            bindings.append(Binding(column, glob, restrictions.get(glob.pattern, [])))
+            plans.append(MutationPlan(mutation.args["action"], glob, spec, column))
+        cq = self._derive("construct", query, bindings)
+        return _replace(cq, mutations=tuple(plans))
+
+    def _derive(
+        self, kind: t.Literal["slice", "construct"], query: exp.Query, bindings: list[Binding]
+    ) -> CompiledQuery:
+        clauses = [f"MATCH ({V}:{s.VERSION})", *self._where(query, set())]
+        extra, items = self.gen.binding_clauses([V], bindings)
+        clauses += extra
+        returns = (*VERSION_RETURN, f"{V}.network AS network", *items)
+        clauses.append("RETURN " + ", ".join(returns))
+        columns = (*s.VERSION_COLUMNS, "network", *(b.column for b in bindings))
+        return self._result(kind, query, clauses, columns)
+
+    def _result(
+        self, kind: t.Any, query: exp.Query, clauses: list[str], columns: tuple[str, ...]
+    ) -> CompiledQuery:
+        return CompiledQuery(
+            kind=kind,
+            dialect=self.gen.DIALECT,
+            dql=self.text,
+            cypher="\n".join(clauses),
+            params=dict(self.gen.params),
+            columns=columns,
+        )
+
+    # -- where and sources ----------------------------------------------------------------
+    def _where(self, query: exp.Query, extra_vars: set[str]) -> list[str]:
+        """The WHERE clause of a query and of the select(s) it ranges over."""
+        conditions = self._source_conditions(query.args.get("source"))
+        where = query.args.get("where")
+        if where is not None:
+            self._check_vars(where, extra_vars | self._range_vars(query))
+            text = self.gen.cypher(where)
+            conditions.append(f"({text})" if isinstance(where, exp.Or) else text)
+        if not conditions:
+            return []
+        return ["WHERE " + " AND ".join(conditions)]
+
+    def _range_vars(self, query: exp.Query) -> set[str]:
+        source = query.args.get("source")
+        if source is None:
+            return {query.this.this}
+        names = {source.args["alias"].this} if source.args.get("alias") else set()
+        inner = source.this
+        if isinstance(inner, exp.Var):
+            names.add(inner.this)
+        elif isinstance(inner, exp.Subquery):
+            names.add(inner.this.this.this)
+        if isinstance(query, exp.Select) or not names:
+            names.add(query.this.this)
+        return names
+
+    def _source_conditions(self, source: exp.Source | None) -> list[str]:
+        if source is None or isinstance(source.this, exp.Var):
+            return []
+        inner, text = self._source_query(source.this)
+        if not isinstance(inner, exp.Select):
+            raise UnsupportedError(
+                "Only a select can be the source of select, slice or "
+                "construct; evaluate can range over any query",
+                query=self.text,
+                start=source.span[0],
+                end=source.span[1],
+            )
+        if inner.args.get("order") or inner.args.get("limit") is not None:
+            raise UnsupportedError(
+                "A nested select cannot have order by or limit",
+                query=self.text,
+                start=source.span[0],
+                end=source.span[1],
+            )
+        saved_text, self.gen.text = self.gen.text, text
+        try:
+            where = self._where(inner, {inner.this.this})
+        finally:
+            self.gen.text = saved_text
+        return [where[0][len("WHERE ") :]] if where else []
+
+    def _source_query(self, node: exp.Expression) -> tuple[exp.Query, str]:
+        if isinstance(node, exp.Subquery):
+            return node.this, self.text
+        name = node.this
+        text = self.resolve(name) if self.resolve is not None else None
+        if text is None:
+            start, end = node.span
+            raise ResolveError(
+                f"Unknown saved query {name!r}", query=self.text, start=start, end=end
+            )
+        return parse(text), text
+
+    def _check_vars(self, node: exp.Expression, allowed: set[str]) -> None:
+        for child in node.find_all(exp.Attribute, exp.Metric, exp.Param, exp.Selector):
+            self._check_var(child, allowed)
+
+    def _check_var(self, node: exp.Expression, allowed: set[str]) -> None:
+        if node.this not in allowed:
+            start, end = node.span
+            known = ", ".join(sorted(allowed))
+            raise ParseError(
+                f"Unknown variable {node.this!r} (expected {known})",
+                query=self.gen.text,
+                start=start,
+                end=start + len(node.this),
+                code="unknown_variable",
+            )
+
+    # -- order by -------------------------------------------------------------------------
+    def _order(
+        self, query: exp.Select, clauses: list[str], carry: list[str]
+    ) -> tuple[list[str], list[str]]:
+        items, columns = [], []
+        for i, ordered in enumerate(query.args.get("order") or []):
+            value = ordered.this
+            self._check_var(value, {query.this.this} | self._range_vars(query))
+            extra, expression = self.gen.order_value(value)
+            if not extra and expression in (r.split(" AS ")[0] for r in VERSION_RETURN):
+                columns.append(
+                    next(
+                        r.split(" AS ")[1] for r in VERSION_RETURN if r.startswith(expression + " ")
+                    )
+                )
+                continue
+            clauses += extra
+            items.append(f"{expression} AS order_{i}")
+            columns.append(f"order_{i}")
+        return items, columns
+
+    # -- evaluate -------------------------------------------------------------------------
+    def _compile_evaluate(self, query: exp.Evaluate) -> CompiledQuery:
+        var = query.this.this
+        for rule in query.args.get("keep") or []:
+            self._check_vars(rule, {var})
+        return CompiledQuery(
+            kind="evaluate",
+            dialect=self.gen.DIALECT,
+            dql=self.text,
+            source=self._evaluate_source(query.args["source"]),
+            config=query.args["config"].this,
+            vary=tuple(_vary_plan(v) for v in query.args.get("vary") or []),
+            keep=tuple(_keep_rule(k) for k in query.args.get("keep") or []),
+        )
+
+    def _evaluate_source(self, source: exp.Source) -> CompiledQuery | str:
+        node = source.this
+        if isinstance(node, exp.Var):
+            node_query: exp.Query = exp.Select(this=exp.Var(this=node.this))
+            return Compiler(self.text, self.generator_class, self.resolve).compile(node_query)
+        if isinstance(node, exp.SavedQuery):
+            text = self.resolve(node.this) if self.resolve is not None else None
+            if text is None:
+                return node.this
+            return Compiler(text, self.generator_class, self.resolve).compile(parse(text))
+        return Compiler(self.text, self.generator_class, self.resolve).compile(node.this)
+
+
+def _restrictions(where: exp.Expression | None) -> dict[str, list[exp.Has]]:
+    """``has`` tests that are top-level conjuncts, by the glob of their selector."""
+    found: dict[str, list[exp.Has]] = {}
+    for conjunct in _conjuncts(where):
+        if isinstance(conjunct, exp.Has):
+            selector, _ = unwind_nodeset(conjunct.this)
+            found.setdefault(selector.args["pattern"], []).append(conjunct)
+    return found
+
+
+def _conjuncts(node: exp.Expression | None) -> t.Iterator[exp.Expression]:
+    if node is None:
+        return
+    if isinstance(node, exp.And):
+        yield from _conjuncts(node.this)
+        yield from _conjuncts(node.args["expression"])
+    elif isinstance(node, exp.Paren):
+        yield from _conjuncts(node.this)
+    else:
+        yield node
+
+
+def _vary_plan(vary: exp.Vary) -> VaryPlan:
+    parts = tuple(
+        p if isinstance(p, str) else Glob(p.args["pattern"]) for p in vary.this.args["parts"]
+    )
+    if vary.args.get("auto"):
+        return VaryPlan(parts, None, True)
+    return VaryPlan(parts, tuple(v.this for v in vary.args["values"]))
+
+
+def _keep_rule(node: exp.Expression) -> KeepRule:
+    if isinstance(node, exp.KeepTop):
+        metric = node.args["metric"]
+        name = metric.args["name"]
+        order = node.args.get("order") or (
+            "asc" if any(w in name.lower() for w in LOWER_IS_BETTER) else "desc"
+        )
+        return KeepTop(
+            node.this.this,
+            name,
+            node.args["iters"].this,
+            order,
+            metric.args.get("field") or s.DEFAULT_METRIC_FIELD,
+        )
+    compare = node.this
+    metric = compare.this
+    iters = node.args.get("iters")
+    return KeepThreshold(
+        metric.args["name"],
+        compare.args["op"],
+        compare.args["expression"].this,
+        iters.this if iters else None,
+        metric.args.get("field") or s.DEFAULT_METRIC_FIELD,
+    )
+
+
+def _replace(cq: CompiledQuery, **changes: t.Any) -> CompiledQuery:
+    import dataclasses
+
+    return dataclasses.replace(cq, **changes)

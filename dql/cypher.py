@@ -1,0 +1,322 @@
+"""Cypher generation, one generator class per dialect (sqlglot style).
+
+A :class:`Generator` prints DQL nodes through ``<key>_cypher`` methods found by name; a dialect
+subclass overrides only what differs. Every user value becomes a parameter (``$p0``, ``$p1``,
+...): user text never lands in the Cypher string. The version is always the Cypher variable
+``m``; helper variables are ``l0``, ``n0``, ``x0``, ``o0``, ``b0`` ... so no user identifier
+reaches Cypher either.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from dql import ast as exp
+from dql import schema as s
+from dql.errors import UnsupportedError
+from dql.patterns import Glob, like_to_regex
+from dql.templates import layer_spec
+
+V = "m"  # the Cypher variable of the version
+
+
+def _build_dispatch(cls: type[Generator]) -> dict[str, t.Callable[[Generator, t.Any], str]]:
+    return {
+        name[: -len("_cypher")]: getattr(cls, name)
+        for name in dir(cls)
+        if name.endswith("_cypher") and not name.startswith("_")
+    }
+
+
+class Generator:
+    """Prints DQL conditions and select clauses as Cypher for Neo4j 5 (the reference dialect).
+
+    Args:
+        text: the DQL text (for positioned errors).
+    """
+
+    DIALECT: t.ClassVar[str] = "neo4j"
+    #: Whether comparing a typed column with a value of another type is an error (it is in
+    #: LadybugDB, which casts the parameter to the column type) rather than simply false.
+    STRICT_TYPES: t.ClassVar[bool] = False
+    #: Node class → override printer, for one-liners (empty in the reference dialect).
+    TRANSFORMS: t.ClassVar[dict[type[exp.Expression], t.Callable[[Generator, t.Any], str]]] = {}
+
+    _dispatch: t.ClassVar[dict[str, t.Callable[[Generator, t.Any], str]]]
+
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._dispatch = _build_dispatch(cls)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.params: dict[str, t.Any] = {}
+        self._counters: dict[str, int] = {}
+
+    # -- helpers ---------------------------------------------------------------------------
+    def param(self, value: t.Any) -> str:
+        """Register a parameter and return its placeholder."""
+        name = f"p{len(self.params)}"
+        self.params[name] = value
+        return f"${name}"
+
+    def fresh(self, prefix: str) -> str:
+        """A new helper variable name such as ``l0``."""
+        n = self._counters.get(prefix, 0)
+        self._counters[prefix] = n + 1
+        return f"{prefix}{n}"
+
+    def unsupported(self, message: str, node: exp.Expression) -> t.NoReturn:
+        """Raise :class:`UnsupportedError` pointing at ``node``."""
+        start, end = node.span
+        query = self.text if node.meta else None
+        raise UnsupportedError(
+            f"{message} (dialect {self.DIALECT})", query=query, start=start, end=end
+        )
+
+    def cypher(self, node: exp.Expression) -> str:
+        """Print one node."""
+        transform = self.TRANSFORMS.get(type(node))
+        if transform is not None:
+            return transform(self, node)
+        handler = self._dispatch.get(node.key)
+        if handler is None:
+            self.unsupported(f"{type(node).__name__} cannot be expressed in Cypher", node)
+        return handler(self, node)
+
+    # -- boolean structure -----------------------------------------------------------------
+    def and_cypher(self, node: exp.And) -> str:
+        return f"{self.cypher(node.this)} AND {self.cypher(node.args['expression'])}"
+
+    def or_cypher(self, node: exp.Or) -> str:
+        return f"{self.cypher(node.this)} OR {self.cypher(node.args['expression'])}"
+
+    def not_cypher(self, node: exp.Not) -> str:
+        inner = node.this
+        text = self.cypher(inner)
+        return (
+            f"NOT {text}" if isinstance(inner, exp.Paren | exp.Has | exp.Not) else (f"NOT ({text})")
+        )
+
+    def paren_cypher(self, node: exp.Paren) -> str:
+        return f"({self.cypher(node.this)})"
+
+    # -- predicates on values --------------------------------------------------------------
+    def compare_cypher(self, node: exp.Compare) -> str:
+        literal = node.args["expression"]
+        return self._predicate(
+            node.this, literal.this, node, lambda col, v: f"{col} {node.args['op']} {self.param(v)}"
+        )
+
+    def in_cypher(self, node: exp.In) -> str:
+        values = [v.this for v in node.args["expressions"]]
+        if len({type(v) for v in values}) > 1:
+            self.unsupported("The values of one in-list must all have the same type", node)
+        return self._predicate(
+            node.this, values[0], node, lambda col, v: f"{col} IN {self.param(v)}", many=values
+        )
+
+    def like_cypher(self, node: exp.Like) -> str:
+        escape = node.args.get("escape")
+        regex = like_to_regex(
+            node.args["pattern"].this,
+            escape.this if escape else "\\",
+            bool(node.args.get("insensitive")),
+        )
+        if isinstance(node.this, exp.Param):
+            flags, body = regex.split(")", 1)
+            regex = f'{flags})"{body}"'  # hyper-parameter values are JSON text
+        return self._predicate(node.this, "", node, lambda col, _v: self.regex_match(col, regex))
+
+    def regex_match(self, column: str, regex: str) -> str:
+        """A full-match regex test (Java regex in Neo4j)."""
+        return f"{column} =~ {self.param(regex)}"
+
+    def _predicate(
+        self,
+        value: exp.Expression,
+        sample: t.Any,
+        node: exp.Expression,
+        build: t.Callable[[str, t.Any], str],
+        many: list[t.Any] | None = None,
+    ) -> str:
+        if isinstance(value, exp.Attribute):
+            prop, col_type = s.VERSION_ATTRIBUTES[value.args["name"]]
+            self._check_type(col_type, sample, node)
+            return build(f"{V}.{prop}", many if many is not None else sample)
+        if isinstance(value, exp.Metric):
+            self._check_type("DOUBLE", sample, node)
+            x = self.fresh("x")
+            field = value.args.get("field") or s.DEFAULT_METRIC_FIELD
+            name = f"{x}.name = {self.param(value.args['name'])}"
+            test = build(f"{x}.{field}", many if many is not None else sample)
+            return self._exists(f"({V})-[:{s.HAS_METRIC}]->({x}:{s.METRIC})", [name, test])
+        if isinstance(value, exp.Param):
+            return self._param_predicate(value, sample, build, many)
+        self.unsupported("Expected a version attribute, metric or hyper-parameter", value)
+
+    def _param_predicate(
+        self,
+        value: exp.Param,
+        sample: t.Any,
+        build: t.Callable[[str, t.Any], str],
+        many: list[t.Any] | None,
+    ) -> str:
+        h = self.fresh("h")
+        name = f"{h}.name = {self.param(value.args['name'])}"
+        numeric = isinstance(sample, int | float) and not isinstance(sample, bool)
+        if numeric or sample == "":
+            test = build(
+                f"{h}.num" if numeric else f"{h}.value", many if many is not None else sample
+            )
+        else:  # strings and booleans compare with the stored JSON text
+            encoded = [json.dumps(v) for v in many] if many is not None else json.dumps(sample)
+            test = build(f"{h}.value", encoded)
+        return self._exists(f"({V})-[:{s.HAS_PARAM}]->({h}:{s.HYPERPARAMETER})", [name, test])
+
+    def _check_type(self, col_type: str, sample: t.Any, node: exp.Expression) -> None:
+        if not self.STRICT_TYPES:
+            return
+        is_number = isinstance(sample, int | float) and not isinstance(sample, bool)
+        if (col_type == "STRING") == is_number or isinstance(sample, bool):
+            kind = type(sample).__name__
+            self.unsupported(f"Cannot compare a {col_type} column with a {kind} value", node)
+
+    def _exists(self, pattern: str, conditions: list[str]) -> str:
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return f"EXISTS {{ MATCH {pattern}{where} }}"
+
+    # -- structure: selectors, hops, has ---------------------------------------------------
+    def has_cypher(self, node: exp.Has) -> str:
+        selector, hops = unwind_nodeset(node.this)
+        layer = self.fresh("l")
+        pattern = f"({V})-[:{s.HAS_LAYER}]->({layer}:{s.LAYER})"
+        conditions = [self.regex_match(f"{layer}.name", Glob(selector.args["pattern"]).regex)]
+        hop_pattern, last = self._hops(layer, hops)
+        conditions += self.template_conditions(last, node.args["template"])
+        return self._exists(pattern + hop_pattern, conditions)
+
+    def _hops(self, start: str, hops: list[str]) -> tuple[str, str]:
+        pattern, last = "", start
+        for direction in hops:
+            last = self.fresh("n")
+            arrow = "-[:{0}]->" if direction == "next" else "<-[:{0}]-"
+            pattern += arrow.format(s.NEXT) + f"({last}:{s.LAYER})"
+        return pattern, last
+
+    def template_conditions(self, var: str, template: exp.Template) -> list[str]:
+        """Conditions that a layer variable matches a template (type, mode, name glob)."""
+        spec = layer_spec(template, self.text)
+        if spec.attrs:
+            self.unsupported("has cannot test layer attributes; use type, mode and name", template)
+        conditions = []
+        if spec.type is not None:
+            conditions.append(f"{var}.type = {self.param(spec.type)}")
+        if spec.mode is not None:
+            conditions.append(f"{var}.mode = {self.param(spec.mode)}")
+        if spec.name is not None:
+            if "$" in str(spec.name):
+                self.unsupported("has cannot use $n captures in a template name", template)
+            conditions.append(self.regex_match(f"{var}.name", Glob(str(spec.name)).regex))
+        return conditions
+
+    def bound_layer_conditions(
+        self, var: str, glob: Glob, restrictions: list[exp.Has]
+    ) -> list[str]:
+        """Conditions that layer ``var`` is bound by a selector under its ``has`` tests."""
+        conditions = [self.regex_match(f"{var}.name", glob.regex)]
+        for has in restrictions:
+            _, hops = unwind_nodeset(has.this)
+            if not hops:
+                conditions += self.template_conditions(var, has.args["template"])
+                continue
+            pattern, last = self._hops(var, hops)
+            conditions.append(
+                self._exists(
+                    f"({var}){pattern}", self.template_conditions(last, has.args["template"])
+                )
+            )
+        return conditions
+
+    # -- select clauses --------------------------------------------------------------------
+    def binding_clauses(
+        self, carry: list[str], bindings: list[Binding]
+    ) -> tuple[list[str], list[str]]:
+        """Clauses and RETURN items that list, per version, the layers each binding selects.
+
+        Neo4j uses pattern comprehensions (no extra rows, no WITH needed).
+        """
+        items = []
+        for binding in bindings:
+            b = self.fresh("b")
+            where = " AND ".join(self.bound_layer_conditions(b, binding.glob, binding.restrictions))
+            items.append(
+                f"[({V})-[:{s.HAS_LAYER}]->({b}:{s.LAYER}) WHERE {where} | {b}.name] "
+                f"AS {binding.column}"
+            )
+        return [], items
+
+    def order_value(self, value: exp.Expression) -> tuple[list[str], str]:
+        """Clauses that bring an ``order by`` value into scope, and its expression."""
+        if isinstance(value, exp.Attribute):
+            return [], f"{V}.{s.VERSION_ATTRIBUTES[value.args['name']][0]}"
+        o = self.fresh("o")
+        if isinstance(value, exp.Metric):
+            rel, label = s.HAS_METRIC, s.METRIC
+            column = value.args.get("field") or s.DEFAULT_METRIC_FIELD
+        else:
+            rel, label, column = s.HAS_PARAM, s.HYPERPARAMETER, "num"
+        clause = (
+            f"OPTIONAL MATCH ({V})-[:{rel}]->({o}:{label}) "
+            f"WHERE {o}.name = {self.param(value.args['name'])}"
+        )
+        return [clause], f"{o}.{column}"
+
+
+class LadybugGenerator(Generator):
+    """LadybugDB (Kùzu) dialect.
+
+    Differences from Neo4j, all verified against ladybug 0.22: no pattern comprehensions and no
+    ``CALL {}`` subqueries, so bound layers are collected with ``OPTIONAL MATCH`` + ``WITH
+    collect()``; typed columns, so a STRING column compared with a number is an error instead
+    of false (raised here as :class:`UnsupportedError`). ``=~`` (RE2, full match) and
+    ``EXISTS { MATCH ... }`` (nested too) work as in Neo4j.
+    """
+
+    DIALECT = "ladybug"
+    STRICT_TYPES = True
+
+    def binding_clauses(
+        self, carry: list[str], bindings: list[Binding]
+    ) -> tuple[list[str], list[str]]:
+        clauses: list[str] = []
+        for binding in bindings:
+            b = self.fresh("b")
+            where = " AND ".join(self.bound_layer_conditions(b, binding.glob, binding.restrictions))
+            clauses.append(f"OPTIONAL MATCH ({V})-[:{s.HAS_LAYER}]->({b}:{s.LAYER}) WHERE {where}")
+            clauses.append(f"WITH {', '.join(carry)}, collect({b}.name) AS {binding.column}")
+            carry.append(binding.column)
+        return clauses, list(binding.column for binding in bindings)
+
+
+class Binding(t.NamedTuple):
+    """A result column listing the layers a selector binds, under its ``has`` restrictions."""
+
+    column: str
+    glob: Glob
+    restrictions: list[exp.Has]
+
+
+def unwind_nodeset(node: exp.Expression) -> tuple[exp.Selector, list[str]]:
+    """Split ``m["g"].next.prev`` into the selector and the hop directions, in order."""
+    hops: list[str] = []
+    while isinstance(node, exp.Hop):
+        hops.append(node.args["direction"])
+        node = node.this
+    return t.cast(exp.Selector, node), hops[::-1]
+
+
+Generator._dispatch = _build_dispatch(Generator)
+
+DIALECTS: dict[str, type[Generator]] = {"neo4j": Generator, "ladybug": LadybugGenerator}

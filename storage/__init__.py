@@ -1,0 +1,115 @@
+"""PAS: byte-plane, delta-encoded parameter archive on LMDB.
+
+A leaf library: it never imports ``provdb``. The versioning layer stores model weights here.
+
+Quick start::
+
+    from storage import Archive
+
+    with Archive.open(".dlv/archive") as ar:                    # one LMDB env per repository
+        ar.write_snapshot("run1/ckpt-0", {"fc.weight": w0})
+        ar.write_snapshot("run1/ckpt-1", {"fc.weight": w1}, bases=["run1/ckpt-0"])
+        w = ar.read_tensor("run1/ckpt-1", "fc.weight")           # bit-exact, digest-checked
+        approx = ar.read_snapshot("run1/ckpt-1", planes=1)      # only the top byte plane
+        lo, hi = ar.read_interval("run1/ckpt-1", "fc.weight", planes=2)
+        ar.replan("pas-mt", alpha=2.0)                          # re-optimise storage
+
+Public API
+----------
+``Archive.open(path, *, readonly=False, map_size=1 GiB, sync=True, **options) -> Archive``
+    Open/create the archive directory (context manager; ``close()``). ``Archive(store, *,
+    compressor=Zstd(level=1), delta_op="xor"|"sub", max_chain=8, cache_bytes=256 MiB)`` wraps any
+    :class:`Store`. Do not share an open archive across ``fork()``; open one per process.
+``write_snapshot(snapshot_id, tensors, *, bases=(), scheme=None) -> SnapshotInfo``
+    One write transaction: chunks first, manifest last. Identical tensors (same bytes, dtype,
+    shape, scheme) are stored once; ``bases`` name earlier snapshots whose same-named tensors are
+    candidate delta bases (the smallest of materialise / delta is kept, chains ≤ ``max_chain``).
+    ``scheme`` is an optional lossy :class:`Scheme` (or ``{name: Scheme}``), recorded per tensor.
+``read_snapshot(snapshot_id, *, planes=None) -> dict[str, np.ndarray]``
+``read_tensor(snapshot_id, name, *, planes=None) -> np.ndarray``
+    Bit-exact reads (every chunk's CRC and the reconstructed tensor's CRC are checked); with
+    ``planes=k`` only the top ``k`` byte planes are read (XOR deltas keep this working through
+    delta chains) and the low bytes are zero.
+``read_interval(snapshot_id, name, *, planes) -> (lo, hi)``
+    Every non-NaN true value lies in ``[lo, hi]``; see the method for NaN/inf rules.
+``has_snapshot(id)``, ``list_snapshots()``, ``manifest(id)``, ``delete_snapshot(id)``
+``stats() -> ArchiveStats``  raw/stored bytes in total, per plane, per tensor, per snapshot.
+``verify() -> VerifyReport``  every chunk (CRC + SHA-256 key) and every tensor (decoded CRC).
+``gc(live_snapshot_ids=None) -> GCResult``  drop unreferenced tensors and chunks.
+``replan(algorithm="pas-mt", *, alpha=2.0, scheme="independent") -> ReplanResult``
+    Solve the storage plan (``mst``, ``spt``, ``last``, ``pas-mt``, ``pas-pt``; retrieval
+    scheme ``independent`` or ``parallel``; θ_i = α · C_r(SPT, s_i)) and rewrite only tensors
+    whose base changes, one transaction each, in an order that is consistent after any crash.
+
+Planner (pure, :mod:`storage.planner`): ``StorageGraph``, ``Edge``, ``ROOT``, ``mst``, ``spt``,
+``last``, ``pas_mt``, ``pas_pt``, ``budgets_for``, ``solve``, ``exact``.
+
+Codecs (:mod:`storage.codecs`): ``BytePlanes``, ``DeltaCodec``, ``Zstd`` and the lossy schemes
+``Float16Scheme``, ``BFloat16Scheme``, ``FixedPointScheme``, ``QuantizeScheme`` — frozen
+dataclasses with ``to_dict()``/``from_dict()``.
+
+Stores (:mod:`storage.abc`): ``Store``/``Txn`` ABCs, ``LMDBStore``, ``MemoryStore``; the
+conformance suite is :class:`storage.testing.StoreTests`.
+
+Errors: ``StorageError`` (``.code``) and ``NotFoundError``, ``CorruptionError``,
+``InvalidInputError``, ``ReadOnlyError``, ``ConflictError``.
+"""
+
+from storage._lmdb import LMDBStore
+from storage._memory import MemoryStore
+from storage.abc import Store, Txn
+from storage.archive import (
+    Archive,
+    ArchiveStats,
+    GCResult,
+    ReplanResult,
+    SnapshotInfo,
+    TensorInfo,
+    VerifyReport,
+)
+from storage.codecs import (
+    BFloat16Scheme,
+    BytePlanes,
+    DeltaCodec,
+    FixedPointScheme,
+    Float16Scheme,
+    QuantizeScheme,
+    Scheme,
+    Zstd,
+)
+from storage.errors import (
+    ConflictError,
+    CorruptionError,
+    InvalidInputError,
+    NotFoundError,
+    ReadOnlyError,
+    StorageError,
+)
+
+__all__ = [
+    "Archive",
+    "ArchiveStats",
+    "BFloat16Scheme",
+    "BytePlanes",
+    "ConflictError",
+    "CorruptionError",
+    "DeltaCodec",
+    "FixedPointScheme",
+    "Float16Scheme",
+    "GCResult",
+    "InvalidInputError",
+    "LMDBStore",
+    "MemoryStore",
+    "NotFoundError",
+    "QuantizeScheme",
+    "ReadOnlyError",
+    "ReplanResult",
+    "Scheme",
+    "SnapshotInfo",
+    "Store",
+    "StorageError",
+    "TensorInfo",
+    "Txn",
+    "VerifyReport",
+    "Zstd",
+]

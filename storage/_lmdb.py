@@ -1,0 +1,174 @@
+"""LMDB store: one environment per archive directory, one write transaction at a time.
+
+Pitfalls handled here (see research/storage-anchors.md §5):
+
+* the map grows on demand before a write transaction (``reserve``) and adopts a size grown by
+  another process (``MapResizedError``);
+* an environment is never used across ``fork()``: a child process gets a clear error and must
+  open its own;
+* values returned inside a transaction are zero-copy ``memoryview``s valid only until the
+  transaction ends or writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import lmdb
+
+from storage.abc import Store, Txn, Value, check_key, check_value
+from storage.errors import InvalidInputError, ReadOnlyError, StorageError
+
+DEFAULT_MAP_SIZE = 1 << 30
+_HEADROOM = 64 << 20
+
+
+class _LMDBTxn(Txn):
+    def __init__(self, txn: lmdb.Transaction, write: bool) -> None:
+        self._txn = txn
+        self.write = write
+
+    def get(self, key: str) -> Value | None:
+        # docstring inherited
+        return self._txn.get(check_key(key).encode())
+
+    def put(self, key: str, value: Value) -> None:
+        # docstring inherited
+        if not self.write:
+            raise ReadOnlyError("cannot write in a read transaction")
+        try:
+            self._txn.put(check_key(key).encode(), check_value(value))
+        except lmdb.MapFullError as exc:
+            raise StorageError(
+                "LMDB map full; open a write transaction with a larger reserve", code="map_full"
+            ) from exc
+
+    def delete(self, key: str) -> bool:
+        # docstring inherited
+        if not self.write:
+            raise ReadOnlyError("cannot write in a read transaction")
+        return self._txn.delete(check_key(key).encode())
+
+    def keys(self, prefix: str = "") -> Iterator[str]:
+        # docstring inherited
+        raw = prefix.encode()
+        with self._txn.cursor() as cur:
+            if not cur.set_range(raw):
+                return
+            for key in cur.iternext(keys=True, values=False):
+                key = bytes(key)
+                if not key.startswith(raw):
+                    return
+                yield key.decode()
+
+
+class LMDBStore(Store):
+    """A :class:`~storage.abc.Store` on an LMDB environment in directory ``path``.
+
+    Parameters
+    ----------
+    path:
+        Directory holding ``data.mdb``/``lock.mdb``; created unless ``read_only``.
+    read_only:
+        Open without write access (readers in other processes never block the writer).
+    map_size:
+        Initial map size in bytes; the map grows automatically before large writes.
+    sync:
+        Flush to disk at every commit (durable). ``False`` keeps ACI but not D.
+    """
+
+    supports_multiprocess = True
+    persistent = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        map_size: int = DEFAULT_MAP_SIZE,
+        sync: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if map_size <= 0:
+            raise InvalidInputError(f"map_size must be positive, got {map_size}")
+        if not read_only:
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not (self.path / "data.mdb").exists():
+            raise StorageError(f"no archive at {str(self.path)!r}", code="not_found")
+        try:
+            self._env = lmdb.open(
+                str(self.path),
+                map_size=map_size,
+                readonly=read_only,
+                subdir=True,
+                max_dbs=0,
+                sync=sync,
+                readahead=False,
+                max_spare_txns=0,
+                lock=True,
+            )
+        except lmdb.Error as exc:
+            raise StorageError(f"cannot open LMDB at {str(self.path)!r}: {exc}") from exc
+        self._pid = os.getpid()
+        self._closed = False
+
+    @contextmanager
+    def begin(self, *, write: bool = False, reserve: int = 0) -> Iterator[Txn]:
+        # docstring inherited
+        self._check_open()
+        if write:
+            self._check_writable()
+            self._ensure_room(reserve)
+        try:
+            txn = self._env.begin(write=write, buffers=True)
+        except lmdb.MapResizedError:
+            self._env.set_mapsize(0)  # adopt the size another process grew the map to
+            txn = self._env.begin(write=write, buffers=True)
+        try:
+            yield _LMDBTxn(txn, write)
+        except BaseException:
+            txn.abort()
+            raise
+        try:
+            txn.commit()
+        except lmdb.MapFullError as exc:
+            raise StorageError(
+                f"LMDB map full at {self.map_size} bytes; pass a larger reserve", code="map_full"
+            ) from exc
+
+    @property
+    def map_size(self) -> int:
+        """Current map size in bytes."""
+        return int(self._env.info()["map_size"])
+
+    def used_bytes(self) -> int:
+        """Bytes of the map in use (last page number times page size)."""
+        info, stat = self._env.info(), self._env.stat()
+        return int((info["last_pgno"] + 1) * stat["psize"])
+
+    def _ensure_room(self, reserve: int) -> None:
+        need = self.used_bytes() + 2 * reserve + _HEADROOM
+        size = self.map_size
+        if need > size:
+            while size < need:
+                size *= 2
+            self._env.set_mapsize(size)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("store is closed", code="closed")
+        if os.getpid() != self._pid:
+            raise StorageError(
+                "LMDB environment opened in another process; reopen the archive after fork()",
+                code="forked",
+            )
+
+    def close(self) -> None:
+        # docstring inherited
+        if not self._closed and os.getpid() == self._pid:
+            self._env.close()
+        self._closed = True

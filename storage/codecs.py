@@ -1,0 +1,413 @@
+"""Codecs: composable, serialisable encoding steps (zarr-python v3 style).
+
+Each codec is a frozen dataclass with a registered ``name`` and ``to_dict()``/``from_dict()``
+giving ``{"name": ..., "configuration": {...}}``, so every tensor record names the exact chain
+that decodes it. Three kinds, by what they map:
+
+* **schemes** (array → array, lossy, opt-in): :class:`Float16Scheme`, :class:`BFloat16Scheme`,
+  :class:`FixedPointScheme` (one exponent per matrix), :class:`QuantizeScheme` (k-bit codes and a
+  code table). ``fit(array)`` returns the codec with its data-dependent parameters filled in.
+* **delta** (array, base → array, lossless): :class:`DeltaCodec` with ``op="xor"`` (plane
+  separable) or ``op="sub"`` (integer subtraction of bit patterns, zig-zag coded).
+* **byte planes** (array → planes): :class:`BytePlanes` splits a float of *n* bytes into *n*
+  planes, plane 0 being the most significant byte (sign + high exponent bits). Other dtypes are
+  one plain plane.
+* **compressor** (bytes → bytes): :class:`Zstd`.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from abc import ABC
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Self
+
+import ml_dtypes
+import numpy as np
+import zstandard
+
+from storage.errors import CorruptionError, InvalidInputError
+
+# ---------------------------------------------------------------------------------------------
+# dtypes
+
+_NAMED_DTYPES: dict[str, np.dtype[Any]] = {
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
+    "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
+}
+_ML_FLOATS = {dt: name for name, dt in _NAMED_DTYPES.items()}
+_UINT = {1: np.dtype(np.uint8), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+
+
+def dtype_name(dtype: np.dtype[Any]) -> str:
+    """Portable name of a supported dtype (``'<f4'``, ``'|b1'``, ``'bfloat16'`` ...)."""
+    dtype = np.dtype(dtype)
+    if dtype in _ML_FLOATS:
+        return _ML_FLOATS[dtype]
+    if dtype.kind not in "biufc" or dtype.hasobject:
+        raise InvalidInputError(f"unsupported dtype {dtype!s}: only bool, int, float, complex")
+    return dtype.newbyteorder("<").str if dtype.itemsize > 1 else dtype.str
+
+
+def dtype_from_name(name: str) -> np.dtype[Any]:
+    """Inverse of :func:`dtype_name`."""
+    if name in _NAMED_DTYPES:
+        return _NAMED_DTYPES[name]
+    try:
+        return np.dtype(name)
+    except TypeError as exc:
+        raise InvalidInputError(f"unknown dtype name {name!r}") from exc
+
+
+def is_float(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` is a real floating type (numpy or ml_dtypes)."""
+    dtype = np.dtype(dtype)
+    return dtype.kind == "f" or dtype in _ML_FLOATS
+
+
+def n_planes(dtype: np.dtype[Any]) -> int:
+    """Byte planes a dtype is stored in: its item size for floats, 1 (plain) otherwise."""
+    return np.dtype(dtype).itemsize if is_float(dtype) else 1
+
+
+def bits_view(arr: np.ndarray) -> np.ndarray:
+    """Flat unsigned-integer view of the bit patterns of ``arr`` (uint8 bytes for odd sizes)."""
+    flat = (arr if arr.flags.c_contiguous else arr.copy(order="C")).reshape(-1)
+    uint = _UINT.get(flat.dtype.itemsize)
+    return flat.view(uint) if uint is not None else flat.view(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# codec base and registry
+
+CODECS: dict[str, type[Codec]] = {}
+
+
+@dataclass(frozen=True)
+class Codec(ABC):
+    """Base of every codec: a frozen, JSON-serialisable configuration."""
+
+    name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            CODECS[cls.name] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": ..., "configuration": {...}}``."""
+        return {"name": self.name, "configuration": asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Rebuild a codec from :meth:`to_dict` output."""
+        conf = dict(data.get("configuration", {}))
+        for key, value in conf.items():
+            if isinstance(value, list):
+                conf[key] = tuple(value)
+        return cls(**conf)
+
+
+def codec_from_dict(data: dict[str, Any]) -> Codec:
+    """Instantiate a registered codec from its dict form."""
+    try:
+        cls = CODECS[data["name"]]
+    except (KeyError, TypeError) as exc:
+        raise InvalidInputError(f"unknown codec {data!r}") from exc
+    return cls.from_dict(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# lossy float schemes (array -> array)
+
+
+@dataclass(frozen=True)
+class Scheme(Codec):
+    """A lossy representation: ``encode`` maps floats to a stored array, ``decode`` back."""
+
+    def fit(self, arr: np.ndarray) -> Self:
+        """Return this scheme with data-dependent parameters filled in for ``arr``."""
+        return self
+
+    def encode(self, arr: np.ndarray) -> np.ndarray:
+        """Map ``arr`` to its stored representation."""
+        raise NotImplementedError
+
+    def decode(self, stored: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+        """Map a stored representation back to ``dtype``."""
+        return stored.astype(dtype)
+
+
+def _require_float(arr: np.ndarray, scheme: str) -> None:
+    if not is_float(arr.dtype):
+        raise InvalidInputError(f"scheme {scheme!r} needs a float tensor, got {arr.dtype}")
+
+
+def _require_finite(arr: np.ndarray, scheme: str) -> None:
+    if arr.size and not np.isfinite(arr.astype(np.float64)).all():
+        raise InvalidInputError(f"scheme {scheme!r} cannot store NaN or inf values")
+
+
+@dataclass(frozen=True)
+class Float16Scheme(Scheme):
+    """IEEE half precision (round to nearest even)."""
+
+    name: ClassVar[str] = "float16"
+
+    def encode(self, arr: np.ndarray) -> np.ndarray:
+        _require_float(arr, self.name)
+        return arr.astype(np.float16)
+
+
+@dataclass(frozen=True)
+class BFloat16Scheme(Scheme):
+    """Truncated 16-bit float (bfloat16, round to nearest even)."""
+
+    name: ClassVar[str] = "bfloat16"
+
+    def encode(self, arr: np.ndarray) -> np.ndarray:
+        _require_float(arr, self.name)
+        return arr.astype(ml_dtypes.bfloat16)
+
+
+@dataclass(frozen=True)
+class FixedPointScheme(Scheme):
+    """Fixed point with one exponent per matrix: value = code · 2**(exponent - bits + 1)."""
+
+    name: ClassVar[str] = "fixed"
+    bits: int = 16
+    exponent: int = 0
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.bits <= 32:
+            raise InvalidInputError(f"fixed point needs 2..32 bits, got {self.bits}")
+
+    def fit(self, arr: np.ndarray) -> Self:
+        _require_float(arr, self.name)
+        _require_finite(arr, self.name)
+        peak = float(np.abs(arr.astype(np.float64)).max()) if arr.size else 0.0
+        exponent = math.frexp(peak)[1] if peak > 0 else 0
+        return type(self)(bits=self.bits, exponent=exponent)
+
+    def _code_dtype(self) -> np.dtype[Any]:
+        return np.dtype(np.int8 if self.bits <= 8 else np.int16 if self.bits <= 16 else np.int32)
+
+    def encode(self, arr: np.ndarray) -> np.ndarray:
+        _require_float(arr, self.name)
+        _require_finite(arr, self.name)
+        limit = 2 ** (self.bits - 1) - 1
+        scaled = np.ldexp(arr.astype(np.float64), self.bits - 1 - self.exponent)
+        return np.clip(np.rint(scaled), -limit, limit).astype(self._code_dtype())
+
+    def decode(self, stored: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+        values = np.ldexp(stored.astype(np.float64), self.exponent - self.bits + 1)
+        return values.astype(dtype)
+
+
+@dataclass(frozen=True)
+class QuantizeScheme(Scheme):
+    """k-bit quantisation (k ≤ 8) to a code table; ``method`` is ``uniform`` or ``quantile``.
+
+    The table is kept as exact float hex strings so the record round-trips through JSON.
+    """
+
+    name: ClassVar[str] = "quantize"
+    bits: int = 8
+    method: str = "uniform"
+    table: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.bits <= 8:
+            raise InvalidInputError(f"quantisation needs 1..8 bits, got {self.bits}")
+        if self.method not in ("uniform", "quantile"):
+            raise InvalidInputError(f"unknown quantisation method {self.method!r}")
+
+    def fit(self, arr: np.ndarray) -> Self:
+        _require_float(arr, self.name)
+        _require_finite(arr, self.name)
+        values = arr.astype(np.float64).reshape(-1)
+        levels = 2**self.bits
+        if values.size == 0:
+            centres = np.zeros(1)
+        elif self.method == "uniform":
+            centres = np.linspace(values.min(), values.max(), levels)
+        else:
+            centres = np.quantile(values, (np.arange(levels) + 0.5) / levels)
+        table = tuple(float(c).hex() for c in np.unique(centres))
+        return type(self)(bits=self.bits, method=self.method, table=table)
+
+    def _centres(self) -> np.ndarray:
+        return np.array([float.fromhex(c) for c in self.table], dtype=np.float64)
+
+    def encode(self, arr: np.ndarray) -> np.ndarray:
+        _require_float(arr, self.name)
+        _require_finite(arr, self.name)
+        centres = self._centres()
+        values = arr.astype(np.float64)
+        idx = np.clip(np.searchsorted(centres, values), 1, max(len(centres) - 1, 1))
+        left = centres[idx - 1]
+        right = centres[np.minimum(idx, len(centres) - 1)]
+        codes = np.where(np.abs(values - left) <= np.abs(right - values), idx - 1, idx)
+        return np.minimum(codes, len(centres) - 1).astype(np.uint8)
+
+    def decode(self, stored: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+        return self._centres()[stored].astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# lossless delta on bit patterns
+
+
+@dataclass(frozen=True)
+class DeltaCodec(Codec):
+    """Lossless delta of two same-shape tensors on their bit patterns.
+
+    ``xor``: d = t ^ b; plane k of t is plane k of b XOR plane k of d (plane separable).
+    ``sub``: d = zigzag(t - b) in wrapping unsigned arithmetic; carries cross bytes, so a
+    high-plane read must decode the full chain.
+    """
+
+    name: ClassVar[str] = "delta"
+    op: str = "xor"
+
+    def __post_init__(self) -> None:
+        if self.op not in ("xor", "sub"):
+            raise InvalidInputError(f"unknown delta op {self.op!r}; use 'xor' or 'sub'")
+
+    @property
+    def plane_separable(self) -> bool:
+        """Whether high planes can be decoded without the low ones."""
+        return self.op == "xor"
+
+    def encode(self, target: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Delta of two bit-pattern views (see :func:`bits_view`)."""
+        if self.op == "xor":
+            return np.bitwise_xor(target, base)
+        diff = target - base  # wraps modulo 2**bits
+        bits = diff.dtype.itemsize * 8
+        signed = diff.view(diff.dtype.str.replace("u", "i"))
+        return ((diff << 1) ^ (signed >> (bits - 1)).view(diff.dtype)).astype(diff.dtype)
+
+    def decode(self, delta: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`encode`."""
+        if self.op == "xor":
+            return np.bitwise_xor(delta, base)
+        one = delta.dtype.type(1)
+        diff = (delta >> one) ^ (np.zeros_like(delta) - (delta & one))
+        return base + diff
+
+
+# ---------------------------------------------------------------------------------------------
+# byte planes
+
+
+@dataclass(frozen=True)
+class BytePlanes(Codec):
+    """Split a tensor into byte planes, most significant first; non-floats are one plane."""
+
+    name: ClassVar[str] = "byteplanes"
+
+    @staticmethod
+    def split(bits: np.ndarray, planes: int) -> list[np.ndarray]:
+        """Planes of a flat bit-pattern array (plane 0 = most significant byte)."""
+        if planes == 1:
+            return [bits.view(np.uint8)]
+        u8 = bits.view(np.uint8).reshape(-1, planes)
+        return [np.ascontiguousarray(u8[:, planes - 1 - k]) for k in range(planes)]
+
+    @staticmethod
+    def merge(
+        planes: list[np.ndarray], nplanes: int, count: int, uint: np.dtype[Any]
+    ) -> np.ndarray:
+        """Inverse of :meth:`split` for the first ``len(planes)`` planes; missing low planes are
+        zero. Returns a flat array of dtype ``uint`` with ``count`` items."""
+        if nplanes == 1:
+            return planes[0].view(uint)
+        out = (np.empty if len(planes) == nplanes else np.zeros)((count, nplanes), np.uint8)
+        for k, plane in enumerate(planes):
+            out[:, nplanes - 1 - k] = plane
+        return out.reshape(-1).view(uint)
+
+
+def plane_interval(
+    known: np.ndarray, dtype: np.dtype[Any], planes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds ``[lo, hi]`` on the true values given only the top ``planes`` bytes.
+
+    ``known`` is the bit-pattern view (unsigned ints) with the unknown low bytes zero. Unknown
+    bits are padded with all 0s and all 1s; for negative values the roles swap. Where padding
+    with 1s reaches the all-ones exponent the bound becomes ±inf. Where the known bits already
+    prove a NaN, both bounds are NaN. A true NaN lies in no interval.
+    """
+    total = np.dtype(dtype).itemsize
+    unknown_bits = 8 * (total - planes)
+    low = known.dtype.type((1 << unknown_bits) - 1) if unknown_bits else known.dtype.type(0)
+    zeros, ones = known, known | low
+    negative = (known >> known.dtype.type(8 * total - 1)).astype(bool)
+    lo_bits = np.where(negative, ones, zeros)
+    hi_bits = np.where(negative, zeros, ones)
+    lo, hi = lo_bits.view(dtype).copy(), hi_bits.view(dtype).copy()
+    nan_lo = np.isnan(lo.astype(np.float32))
+    nan_hi = np.isnan(hi.astype(np.float32))
+    proven_nan = np.isnan(zeros.view(dtype).astype(np.float32))
+    lo[nan_lo & ~proven_nan] = -np.inf
+    hi[nan_hi & ~proven_nan] = np.inf
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# compression and chunk framing
+
+_RAW, _ZSTD = 0, 1
+_PROBE = 1 << 16
+
+
+@dataclass(frozen=True)
+class Zstd(Codec):
+    """zstd at ``level``; a chunk whose probe compresses to ≥ ``raw_above`` of its size is
+    stored raw (low mantissa planes are incompressible; skipping them keeps reads at memcpy
+    speed)."""
+
+    name: ClassVar[str] = "zstd"
+    level: int = 1
+    raw_above: float = 0.97
+
+    def encode(self, data: bytes | memoryview | np.ndarray) -> tuple[int, bytes]:
+        """Return ``(kind, payload)``; ``kind`` is raw or zstd."""
+        view = memoryview(data).cast("B")
+        if len(view) == 0:
+            return _RAW, b""
+        compressor = zstandard.ZstdCompressor(level=self.level)
+        probe = view[:_PROBE]
+        if len(compressor.compress(probe)) >= self.raw_above * len(probe):
+            return _RAW, bytes(view)
+        packed = compressor.compress(view)
+        if len(packed) >= len(view):
+            return _RAW, bytes(view)
+        return _ZSTD, packed
+
+    @staticmethod
+    def decode(kind: int, payload: bytes | memoryview, size: int) -> bytes | memoryview:
+        """Inverse of :meth:`encode`; ``size`` is the decoded length."""
+        if kind == _RAW:
+            return payload
+        return zstandard.ZstdDecompressor().decompress(payload, max_output_size=size)
+
+
+def frame_chunk(kind: int, payload: bytes) -> bytes:
+    """Stored chunk value: kind (1 byte), CRC-32 of payload (4 bytes LE), payload."""
+    return bytes([kind]) + zlib.crc32(payload).to_bytes(4, "little") + payload
+
+
+def unframe_chunk(value: bytes | memoryview, where: str) -> tuple[int, memoryview]:
+    """Check a stored chunk's CRC and return ``(kind, payload)``; ``where`` names the chunk for
+    the error message."""
+    view = memoryview(value)
+    if len(view) < 5 or view[0] not in (_RAW, _ZSTD):
+        raise CorruptionError(f"corrupt chunk {where}: bad header")
+    payload = view[5:]
+    if zlib.crc32(payload) != int.from_bytes(view[1:5], "little"):
+        raise CorruptionError(f"corrupt chunk {where}: CRC mismatch")
+    return view[0], payload

@@ -1,4 +1,10 @@
-"""The README's main job: create a repository on the embedded default and show it."""
+"""The README's main job, on the embedded default (no server needed).
+
+1. train a small CNN on scikit-learn's digits with the SDK (a checkpoint every 100 steps);
+2. fine-tune it twice: all layers at a lower rate, and with the conv layers frozen;
+3. export the fine-tune to ONNX and commit the ONNX file with dlv;
+4. show dlv list, lineage, desc, diff, stats and eval.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,47 @@ import subprocess
 import sys
 from pathlib import Path
 
+import provdb
+from provdb import learner, zoo
+from provdb.importers import to_onnx
 
-def dlv(*args: str, repo: Path) -> None:
-    """Run one dlv command against ``repo`` and echo it like a terminal session."""
-    print(f"$ dlv {' '.join(args)}", flush=True)
-    subprocess.run(
-        [str(Path(sys.executable).with_name("dlv")), "--repo", str(repo), *args], check=True
+DLV = str(Path(sys.executable).with_name("dlv"))
+#: Wide enough that weights (~0.7 MB) dominate per-chunk metadata in `dlv stats`.
+CHANNELS = (32, 64)
+
+
+def dlv(repo: Path, *args: str) -> str:
+    """Run one dlv command like a terminal session; returns its stdout."""
+    print(f"\n$ dlv {' '.join(args)}", flush=True)
+    out = subprocess.run(
+        [DLV, "--repo", str(repo), *args], check=True, text=True, stdout=subprocess.PIPE
+    ).stdout
+    print(out, end="", flush=True)
+    return out.strip()
+
+
+def train(repo: Path, name: str, config: learner.TrainConfig, parent: str | None = None) -> str:
+    """Train with the SDK: parameters, metric curves and checkpoints land in the repository."""
+    net = zoo.digits_cnn(channels=CHANNELS)
+    with provdb.start_run(repo, name=name, parent=parent, network=net) as run:
+        run.log_params(config.to_dict())
+        run.log_dataset(config.input_data)
+        run.log_file(__file__)
+        start = None if parent is None else run.repo.weights(parent)
+        result = learner.train(
+            net,
+            start,
+            config,
+            on_metric=run.log_metric,
+            on_checkpoint=lambda step, t: run.log_checkpoint(t, step),
+        )
+        version = run.commit(f"{name}: test accuracy {result.final['accuracy']:.3f}")
+    print(
+        f"trained {name}: accuracy {result.final['accuracy']:.3f} "
+        f"in {result.seconds:.1f} s → {version.id[:12]}",
+        flush=True,
     )
+    return version.id
 
 
 def main(target: str) -> None:
@@ -23,9 +63,35 @@ def main(target: str) -> None:
         shutil.rmtree(repo / ".dlv")
     repo.mkdir(parents=True, exist_ok=True)
     print(f"$ dlv init {repo}", flush=True)
-    subprocess.run([str(Path(sys.executable).with_name("dlv")), "init", str(repo)], check=True)
-    dlv("info", repo=repo)
-    dlv("list", repo=repo)
+    subprocess.run([DLV, "init", str(repo)], check=True)
+
+    base_cfg = learner.TrainConfig(iterations=400, checkpoint_every=100, eval_every=100)
+    base = train(repo, "digits-cnn", base_cfg)
+    ft = train(repo, "digits-cnn-ft", base_cfg.replace(base_lr=0.01, iterations=200), base)
+    frozen_cfg = base_cfg.replace(base_lr=0.02, iterations=200, lr_mult={"conv*": 0.0})
+    frozen = train(repo, "digits-cnn-frozen", frozen_cfg, base)
+
+    onnx_file = repo / "digits-cnn-ft.onnx"
+    with provdb.Repository.open(repo) as r:
+        to_onnx(r.network(ft), r.weights(ft), onnx_file)
+    onnx_id = dlv(
+        repo,
+        "commit",
+        str(onnx_file),
+        "--name",
+        "digits-cnn-onnx",
+        "--parent",
+        ft,
+        "-m",
+        "re-imported from ONNX",
+    )
+
+    dlv(repo, "list")
+    dlv(repo, "lineage", onnx_id)
+    dlv(repo, "desc", frozen[:12])
+    dlv(repo, "diff", base[:12], ft[:12], frozen[:12], "--only-differences")
+    dlv(repo, "stats")
+    dlv(repo, "eval", onnx_id[:12], "--data", "builtin:digits")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from provdb.graph.dialect import LADYBUG
 #: How long a writer waits for another process's lock (seconds); env PROVDB_LOCK_TIMEOUT.
 DEFAULT_LOCK_TIMEOUT = 30.0
 _LOCK_RE = re.compile(r"Could not set lock|Lock is held", re.IGNORECASE)
+_RECOVERY_RE = re.compile(r"recovery is pending", re.IGNORECASE)
 
 
 class LadybugStore(GraphStore):
@@ -70,7 +71,11 @@ class LadybugStore(GraphStore):
                 conn.execute(f"CALL var_length_extend_max_depth={self.dialect.max_depth}")
                 return db, conn
             except RuntimeError as exc:
-                if not _LOCK_RE.search(str(exc)):
+                if not write and not self.read_only and _RECOVERY_RE.search(str(exc)):
+                    # A writer died mid-checkpoint: a read-write open replays the WAL.
+                    self._recover()
+                    continue
+                if not _LOCK_RE.search(str(exc)) and not _RECOVERY_RE.search(str(exc)):
                     raise GraphError(
                         f"cannot open the embedded graph at {self.path}: {exc}"
                     ) from exc
@@ -81,6 +86,12 @@ class LadybugStore(GraphStore):
                     ) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+    def _recover(self) -> None:
+        """Open read-write once so LadybugDB finishes recovery after a killed writer."""
+        db, conn = self._open(write=True)
+        conn.close()
+        db.close()
 
     @contextmanager
     def _connection(self, write: bool) -> Iterator[ladybug.Connection]:

@@ -1,0 +1,161 @@
+"""``dlv desc`` and ``dlv diff``: one version in full, and several side by side.
+
+Both return plain JSON-friendly dicts; the CLI renders them, the server and the dashboard
+serve them as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from provdb import versioning as vs
+from provdb.entities import ModelVersion
+
+if TYPE_CHECKING:
+    from provdb.repository import Repository
+
+
+def describe(repo: Repository, ref: str) -> dict[str, Any]:
+    """Everything about one version: network, hyper-parameters, metrics, files, snapshots,
+    lineage (parents and children) and storage."""
+    graph = repo.graph
+    with graph.session():
+        version = repo.resolve(ref)
+        snaps = vs.snapshots(graph, version.id)
+        params = vs.params_of(graph, version.id)
+        metrics = vs.metrics_of(graph, version.id)
+        files = vs.files_of(graph, version.id)
+        lineage = graph.lineage(version.id, depth=1, direction="both")
+    net = vs.network_of(version) if version.network else None
+    storage = repo.archive.stats().per_snapshot
+    return {
+        "id": version.id,
+        "name": version.name,
+        "created_at": version.created_at,
+        "author": version.author,
+        "message": version.message,
+        "framework": version.framework,
+        "layers": [_layer_row(layer) for layer in net.layers] if net else [],
+        "edges": [list(e) for e in net.edges] if net else [],
+        "params": params,
+        "metrics": {
+            name: {
+                "last": m.last,
+                "min": m.min,
+                "max": m.max,
+                "points": len(m.values),
+                "steps": m.steps,
+                "values": m.values,
+            }
+            for name, m in metrics.items()
+        },
+        "files": [{"path": f.path, "digest": f.digest, "size": f.size} for f in files],
+        "snapshots": [
+            {"id": s.id, "iteration": s.iteration, "latest": s.is_latest, **storage.get(s.id, {})}
+            for s in snaps
+        ],
+        "parents": [{"id": e.base, "op": e.op} for e in lineage.edges if e.derived == version.id],
+        "children": [{"id": e.derived, "op": e.op} for e in lineage.edges if e.base == version.id],
+    }
+
+
+def _layer_row(layer: Any) -> dict[str, Any]:
+    return {"name": layer.name, "type": layer.type, "mode": layer.mode, "attrs": layer.attrs}
+
+
+def diff(repo: Repository, refs: list[str], only_differences: bool = False) -> dict[str, Any]:
+    """Compare versions against the first: layers added/removed/changed, edges, hyper-
+    parameters, final metrics and per-tensor weight change (relative L2 distance)."""
+    versions = [repo.resolve(r) for r in refs]
+    nets = [vs.network_of(v) for v in versions]
+    with repo.graph.session():
+        params = [vs.params_of(repo.graph, v.id) for v in versions]
+        metrics = [vs.metrics_of(repo.graph, v.id) for v in versions]
+    weights = [repo.weights(v.id) for v in versions]
+    out = {
+        "versions": [{"id": v.id, "name": v.name} for v in versions],
+        "layers": _layer_diff(nets),
+        "edges": _edge_diff(nets),
+        "params": _table({k: [p.get(k) for p in params] for k in _keys(params)}),
+        "metrics": _table({k: [_last(m.get(k)) for m in metrics] for k in _keys(metrics)}),
+        "weights": _weight_diff(weights),
+    }
+    if only_differences:
+        for section in ("layers", "params", "metrics", "weights"):
+            out[section] = [row for row in out[section] if row["status"] != "same"]
+    return out
+
+
+def _keys(dicts: list[dict[str, Any]]) -> list[str]:
+    return sorted({k for d in dicts for k in d})
+
+
+def _last(metric: Any) -> float | None:
+    return None if metric is None else metric.last
+
+
+def _table(values: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for key, vals in values.items():
+        same = all(json.dumps(v) == json.dumps(vals[0]) for v in vals)
+        rows.append({"name": key, "values": vals, "status": "same" if same else "changed"})
+    return rows
+
+
+def _layer_diff(nets: list[Any]) -> list[dict[str, Any]]:
+    names = list(dict.fromkeys(n for net in nets for n in net.names))
+    rows = []
+    for name in names:
+        defs = [net.layer(name).to_dict() if name in net.names else None for net in nets]
+        base = defs[0]
+        if base is None:
+            status = "added"
+        elif any(d is None for d in defs[1:]):
+            status = "removed"
+        elif any(d != base for d in defs[1:]):
+            status = "changed"
+        else:
+            status = "same"
+        rows.append({"name": name, "status": status, "values": defs})
+    return rows
+
+
+def _edge_diff(nets: list[Any]) -> dict[str, list[list[str]]]:
+    base = set(nets[0].edges)
+    others = set().union(*(set(n.edges) for n in nets[1:])) if len(nets) > 1 else set()
+    return {"added": sorted(map(list, others - base)), "removed": sorted(map(list, base - others))}
+
+
+def _weight_diff(weights: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    rows = []
+    for name in _keys(weights):
+        base = weights[0].get(name)
+        changes = [_rel_l2(base, w.get(name)) for w in weights]
+        known = [c for c in changes[1:] if c is not None]
+        status = (
+            "same"
+            if known and all(c == 0.0 for c in known) and None not in changes[1:]
+            else "changed"
+        )
+        rows.append({"name": name, "values": changes, "status": status})
+    return rows
+
+
+def _rel_l2(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
+    """‖b − a‖ / ‖a‖ in float64 (``None`` when either is missing or shapes differ)."""
+    if a is None or b is None or a.shape != b.shape or not np.issubdtype(a.dtype, np.number):
+        return None
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    if a.dtype == b.dtype and a.tobytes() == b.tobytes():
+        return 0.0
+    norm = float(np.linalg.norm(a64))
+    dist = float(np.linalg.norm(b64 - a64))
+    return dist / norm if norm else dist
+
+
+def version_label(version: ModelVersion) -> str:
+    """``name (id12)`` for tables."""
+    return f"{version.name} ({version.id[:12]})"

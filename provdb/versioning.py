@@ -1,0 +1,286 @@
+"""Model versions: commit (N, W, M, F + lineage), read back, describe and compare.
+
+A commit is crash-safe in the order DESIGN.md §4 gives: the weights go to the archive first
+(content-addressed, idempotent), then one graph transaction writes the version, its network,
+snapshot, tensors, hyper-parameters, metrics, files and lineage with ``committed = true``. A
+crash in between leaves only archive snapshots no graph node names, which ``dlv gc`` removes.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from provdb.entities import (
+    Derivation,
+    File,
+    Hyperparameter,
+    Layer,
+    Metric,
+    Model,
+    ModelVersion,
+    Snapshot,
+    Tensor,
+    now_iso,
+)
+from provdb.errors import InvalidInput, NotFound
+from provdb.graph import GraphStore, WriteBatch
+from provdb.network import NetworkDef, layer_of
+
+if TYPE_CHECKING:
+    from storage import SnapshotInfo
+
+#: Names users give versions: printable, no path separators or control characters.
+MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file attached to a version (by content digest; the file itself stays where it is)."""
+
+    path: str
+    digest: str
+    size: int
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str]) -> FileRecord:
+        """Digest a file on disk (SHA-256)."""
+        p = Path(path)
+        if not p.is_file():
+            raise InvalidInput(f"not a file: {p}")
+        h = hashlib.sha256()
+        with p.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return cls(str(p), h.hexdigest(), p.stat().st_size)
+
+    def entity(self) -> File:
+        """The graph node (one per path and content)."""
+        key = hashlib.sha256(f"{self.path}\0{self.digest}".encode()).hexdigest()[:32]
+        return File(id=key, path=self.path, digest=self.digest, size=self.size)
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What a commit created."""
+
+    version: ModelVersion
+    snapshot: str
+    raw_bytes: int
+    new_bytes: int
+
+
+def check_name(name: str) -> str:
+    """A version/model name, validated (any text but control characters, ≤ 200 chars)."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("a version name must be a non-empty string")
+    if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
+        raise InvalidInput(f"invalid version name {name[:40]!r}: control characters or too long")
+    return name
+
+
+def new_version_id() -> str:
+    """A fresh version id (32 hex digits; commands accept any unique prefix)."""
+    return uuid.uuid4().hex
+
+
+def snapshot_id(version_id: str, iteration: int) -> str:
+    """The archive key of a version's snapshot at ``iteration``."""
+    return f"{version_id}/{int(iteration)}"
+
+
+def check_tensors(network: NetworkDef, tensors: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """Map every tensor to its layer; refuse tensors that belong to no layer."""
+    owners = {}
+    for name, value in tensors.items():
+        if not isinstance(value, np.ndarray):
+            raise InvalidInput(f"tensor {name!r} is a {type(value).__name__}, not a numpy array")
+        owner = layer_of(name, network.names)
+        if owner is None:
+            raise InvalidInput(
+                f"tensor {name!r} belongs to no layer of the network "
+                f"(expected '<layer>.<param>' with a layer among {network.names[:8]}…)"
+            )
+        owners[name] = owner
+    return owners
+
+
+def network_batch(batch: WriteBatch, version: ModelVersion, network: NetworkDef) -> None:
+    """Add the version's layers (``HAS_LAYER``) and their edges (``NEXT``) to ``batch``."""
+    layers = {
+        layer.name: Layer(
+            id=f"{version.id}/{layer.name}",
+            name=layer.name,
+            type=layer.type,
+            mode=layer.mode,
+            ordinal=i,
+            attrs=json.dumps(layer.attrs, sort_keys=True),
+        )
+        for i, layer in enumerate(network.layers)
+    }
+    batch.add(*layers.values())
+    for layer in layers.values():
+        batch.relate("HAS_LAYER", version, layer)
+    for src, dst in dict.fromkeys(network.edges):
+        batch.relate("NEXT", layers[src], layers[dst])
+
+
+def snapshot_batch(
+    batch: WriteBatch,
+    version: ModelVersion,
+    info: SnapshotInfo,
+    owners: Mapping[str, str],
+    iteration: int,
+    *,
+    is_latest: bool = True,
+) -> Snapshot:
+    """Add a committed snapshot of ``version`` and its tensors to ``batch``."""
+    snap = Snapshot(
+        id=info.snapshot_id, iteration=int(iteration), is_latest=is_latest, committed=True
+    )
+    batch.add(snap).relate("SNAPSHOT_OF", snap, version)
+    for name, t in info.tensors.items():
+        tensor = Tensor(
+            id=f"{snap.id}/{name}",
+            name=name,
+            layer=owners.get(name, ""),
+            shape=list(t.shape),
+            dtype=t.dtype,
+            digest=t.digest,
+        )
+        batch.add(tensor).relate("HAS_TENSOR", snap, tensor)
+    return snap
+
+
+def metadata_batch(
+    batch: WriteBatch,
+    owner: ModelVersion | Any,
+    params: Mapping[str, Any] = {},  # noqa: B006 - read only
+    metrics: Mapping[str, tuple[Sequence[int], Sequence[float]]] = {},  # noqa: B006
+    files: Sequence[FileRecord] = (),
+) -> None:
+    """Add hyper-parameters, metric series and files of ``owner`` (a version or run)."""
+    for key, value in params.items():
+        hp = Hyperparameter.of(owner.id, str(key), value)
+        batch.add(hp).relate("HAS_PARAM", owner, hp)
+    for key, (steps, values) in metrics.items():
+        metric = Metric.series(owner.id, str(key), list(steps), [float(v) for v in values])
+        batch.add(metric).relate("HAS_METRIC", owner, metric)
+    for record in files:
+        node = record.entity()
+        batch.add(node).relate("HAS_FILE", owner, node)
+
+
+def default_author() -> str:
+    """``$DLV_AUTHOR``, else the login name."""
+    try:
+        return os.environ.get("DLV_AUTHOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def resolve(graph: GraphStore, ref: str) -> ModelVersion:
+    """A version by exact id, unique id prefix (≥ 4 characters) or name (its newest version)."""
+    if not ref:
+        raise InvalidInput("empty version reference")
+    exact = graph.get(ModelVersion, ref)
+    if exact is not None:
+        return exact
+    rows = []
+    if len(ref) >= 4:
+        rows = graph.run_read(
+            "MATCH (v:ModelVersion) WHERE v.id STARTS WITH $p RETURN v ORDER BY v.id LIMIT 2",
+            {"p": ref},
+        )
+    if len(rows) > 1:
+        raise InvalidInput(f"version prefix {ref!r} is ambiguous; give more characters")
+    if not rows:
+        rows = graph.run_read(
+            "MATCH (v:ModelVersion {name: $n}) RETURN v ORDER BY v.created_at DESC LIMIT 1",
+            {"n": ref},
+        )
+    if not rows:
+        raise NotFound(f"no version {ref!r} (not an id, id prefix or version name)")
+    return ModelVersion.from_props(rows[0]["v"])
+
+
+def snapshots(graph: GraphStore, version_id: str) -> list[Snapshot]:
+    """A version's committed snapshots, by iteration."""
+    rows = graph.run_read(
+        "MATCH (s:Snapshot)-[:SNAPSHOT_OF]->(:ModelVersion {id: $id}) WHERE s.committed "
+        "RETURN s ORDER BY s.iteration",
+        {"id": version_id},
+    )
+    return [Snapshot.from_props(r["s"]) for r in rows]
+
+
+def latest_snapshot(graph: GraphStore, version_id: str) -> Snapshot:
+    """The snapshot a version's weights are read from (``is_latest``, else the last one)."""
+    snaps = snapshots(graph, version_id)
+    if not snaps:
+        raise NotFound(f"version {version_id[:12]} has no committed weights")
+    latest = [s for s in snaps if s.is_latest]
+    return latest[-1] if latest else snaps[-1]
+
+
+def network_of(version: ModelVersion) -> NetworkDef:
+    """The version's network definition."""
+    if not version.network:
+        raise NotFound(f"version {version.id[:12]} has no network definition")
+    return NetworkDef.from_json(version.network)
+
+
+def params_of(graph: GraphStore, owner_id: str, label: str = "ModelVersion") -> dict[str, Any]:
+    """Hyper-parameters of a version or run, decoded."""
+    rows = graph.run_read(
+        f"MATCH (o:{_owner(label)} {{id: $id}})-[:HAS_PARAM]->(h:Hyperparameter) "
+        "RETURN h ORDER BY h.name",
+        {"id": owner_id},
+    )
+    return {r["h"]["name"]: Hyperparameter.from_props(r["h"]).parsed for r in rows}
+
+
+def metrics_of(graph: GraphStore, owner_id: str, label: str = "ModelVersion") -> dict[str, Metric]:
+    """Metric series of a version or run."""
+    rows = graph.run_read(
+        f"MATCH (o:{_owner(label)} {{id: $id}})-[:HAS_METRIC]->(m:Metric) RETURN m ORDER BY m.name",
+        {"id": owner_id},
+    )
+    return {r["m"]["name"]: Metric.from_props(r["m"]) for r in rows}
+
+
+def files_of(graph: GraphStore, owner_id: str, label: str = "ModelVersion") -> list[File]:
+    """Files attached to a version or run."""
+    rows = graph.run_read(
+        f"MATCH (o:{_owner(label)} {{id: $id}})-[:HAS_FILE]->(f:File) RETURN f ORDER BY f.path",
+        {"id": owner_id},
+    )
+    return [File.from_props(r["f"]) for r in rows]
+
+
+def _owner(label: str) -> str:
+    if label not in ("ModelVersion", "Run"):
+        raise InvalidInput(f"metadata owners are ModelVersion or Run, not {label!r}")
+    return label
+
+
+def derivation(derived: str, base: str, op: str, query: str = "") -> Derivation:
+    """A lineage edge stamped now."""
+    return Derivation(derived, base, op=op, query=query, at=now_iso())
+
+
+def model_of(name: str) -> Model:
+    """The model a version of ``name`` belongs to."""
+    return Model(name=check_name(name))

@@ -470,6 +470,15 @@ def neo4j(args: tuple[str, ...]) -> None:
     sys.exit(neo4j_main(list(args) or ["--help"]))
 
 
+def _register_query() -> None:
+    from provdb.query_cli import query
+
+    cli.add_command(query)
+
+
+_register_query()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(obj={})

@@ -216,8 +216,9 @@ class Repository:
         """
         vs.check_name(name)
         owners = vs.check_tensors(network, tensors)
-        base = self.resolve(parent) if parent else None
-        bases = [vs.latest_snapshot(self.graph, base.id).id] if base else []
+        with self.graph.session():  # one read handle for the look-ups
+            base = self.resolve(parent) if parent else None
+            bases = [vs.latest_snapshot(self.graph, base.id).id] if base else []
         version = ModelVersion(
             id=vs.new_version_id(),
             name=name,
@@ -245,8 +246,9 @@ class Repository:
 
     def weights(self, ref: str, *, planes: int | None = None) -> dict[str, np.ndarray]:
         """A version's weights from its latest snapshot (bit-exact unless ``planes``)."""
-        version = self.resolve(ref)
-        snap = vs.latest_snapshot(self.graph, version.id)
+        with self.graph.session():
+            version = self.resolve(ref)
+            snap = vs.latest_snapshot(self.graph, version.id)
         return self.archive.read_snapshot(snap.id, planes=planes)
 
     def copy(self, ref: str, name: str, message: str = "") -> vs.CommitResult:

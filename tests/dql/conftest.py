@@ -84,18 +84,10 @@ def version_rows(vid: str) -> tuple[dict[str, t.Any], list[dict[str, t.Any]], li
 
 
 def ladybug_ddl() -> list[str]:
-    """CREATE statements for the graph schema, from provdb/graph/schema.py NODES/RELS."""
-    from provdb.graph.schema import NODES, RELS
+    """CREATE statements for the graph schema: the same DDL the embedded store runs."""
+    from provdb.graph.dialect import LADYBUG
 
-    ddl = []
-    for label, (key, props) in NODES.items():
-        cols = ", ".join(f"{p} {ty}" for p, ty in props.items())
-        ddl.append(f"CREATE NODE TABLE {label}({cols}, PRIMARY KEY({key}))")
-    for rel, (pairs, props) in RELS.items():
-        ends = ", ".join(f"FROM {a} TO {b}" for a, b in pairs)
-        cols = "".join(f", {p} {ty}" for p, ty in props.items())
-        ddl.append(f"CREATE REL TABLE {rel}({ends}{cols})")
-    return ddl
+    return LADYBUG.schema_statements()
 
 
 LOAD = [

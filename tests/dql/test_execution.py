@@ -109,7 +109,7 @@ def test_ladybug_rejects_type_mismatch_that_compile_reports() -> None:
 def test_ladybug_ddl_covers_schema() -> None:
     assert any(
         s.startswith(
-            "CREATE REL TABLE HAS_PARAM(FROM ModelVersion TO Hyperparameter, "
+            "CREATE REL TABLE IF NOT EXISTS HAS_PARAM(FROM ModelVersion TO Hyperparameter, "
             "FROM Run TO Hyperparameter"
         )
         for s in ladybug_ddl()

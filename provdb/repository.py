@@ -234,7 +234,7 @@ class Repository:
         batch.relate("VERSION_OF", version, ("Model", name))
         vs.network_batch(batch, version, network)
         vs.snapshot_batch(batch, version, info, owners, iteration)
-        vs.metadata_batch(batch, version, params or {}, metrics or {}, files or [])
+        vs.metadata_batch(batch, version, params, metrics, files or [])
         if base is not None:
             batch.derive(vs.derivation(version.id, base.id, op, query))
         self.graph.write(batch)

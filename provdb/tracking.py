@@ -9,6 +9,7 @@ the run is marked ``FAILED`` and everything logged so far is kept.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import sys
@@ -102,9 +103,8 @@ class ActiveRun:
 
     def log_dataset(self, uri: str, name: str = "", digest: str = "") -> None:
         """Record that the run used a data set (e.g. ``builtin:digits``)."""
-        ds = Dataset(
-            id=vs.FileRecord(uri, digest, 0).entity().id, name=name or uri, uri=uri, digest=digest
-        )
+        key = hashlib.sha256(f"{uri}\0{digest}".encode()).hexdigest()[:32]
+        ds = Dataset(id=key, name=name or uri, uri=uri, digest=digest)
         self.repo.graph.write(WriteBatch().add(ds).relate("USED", self.run, ds))
 
     def log_checkpoint(self, model: Any, step: int) -> str:

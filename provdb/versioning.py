@@ -164,15 +164,15 @@ def snapshot_batch(
 def metadata_batch(
     batch: WriteBatch,
     owner: ModelVersion | Any,
-    params: Mapping[str, Any] = {},  # noqa: B006 - read only
-    metrics: Mapping[str, tuple[Sequence[int], Sequence[float]]] = {},  # noqa: B006
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None,
     files: Sequence[FileRecord] = (),
 ) -> None:
     """Add hyper-parameters, metric series and files of ``owner`` (a version or run)."""
-    for key, value in params.items():
+    for key, value in (params or {}).items():
         hp = Hyperparameter.of(owner.id, str(key), value)
         batch.add(hp).relate("HAS_PARAM", owner, hp)
-    for key, (steps, values) in metrics.items():
+    for key, (steps, values) in (metrics or {}).items():
         metric = Metric.series(owner.id, str(key), list(steps), [float(v) for v in values])
         batch.add(metric).relate("HAS_METRIC", owner, metric)
     for record in files:

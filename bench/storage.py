@@ -14,6 +14,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse  # noqa: E402
 import importlib.resources  # noqa: E402
+import os  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
@@ -29,18 +30,26 @@ from safetensors.numpy import load_file  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 from storage import Archive, planner  # noqa: E402
+from storage.codecs import DEFAULT_COMPRESSOR, BytePlanes, bits_view  # noqa: E402
 
 Snap = dict[str, np.ndarray]
 OUT = Path(__file__).parent / "results" / "storage.md"
 REPEAT = 3
 
 
+CPU: dict[int, float] = {}  # id(fn) -> median process CPU seconds of the last median_time
+
+
 def median_time(fn: Callable[[], object], repeat: int = REPEAT) -> float:
-    times = []
+    """Median wall seconds; the median process CPU seconds go to ``CPU[id(fn)]`` (robust to
+    other jobs on a shared machine: a single-threaded call's CPU time is its time on a core)."""
+    times, cpus = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    CPU[id(fn)] = statistics.median(cpus)
     return statistics.median(times)
 
 
@@ -189,31 +198,95 @@ def anchor_speeds(snap: Snap) -> dict[str, tuple[float, float]]:
     zenc = {n: z.compress(bytearray(b)) for n, b in raw.items()}
     res["zipnn"] = (total / median_time(lambda: [z.compress(bytearray(b)) for b in raw.values()]),
                     total / median_time(lambda: [z.decompress(c) for c in zenc.values()]))
+    flat = np.concatenate([a.reshape(-1).view(np.uint8) for a in snap.values()])
+    dst = np.empty_like(flat)
+    copy = total / median_time(lambda: np.copyto(dst, flat))
+    res["memcpy"] = (copy, copy)
     return {k: (a / 1e9, b / 1e9) for k, (a, b) in res.items()}
+
+
+def level_sweep(snaps: list[Snap], levels: tuple[int, ...] = (-1, 1, 3, 6)) -> list[tuple]:
+    """Per byte plane and zstd level on the planes PAS actually stores for a checkpoint series
+    (snapshot 0 materialised, then XOR deltas against the previous checkpoint), 1 MiB chunks:
+    stored/raw, encode and decode GB/s (median process CPU time, 1 thread)."""
+    nplanes = 4
+    chunks: list[list[bytes]] = [[] for _ in range(nplanes)]
+    for i, snap in enumerate(snaps):
+        for name, arr in snap.items():
+            bits = bits_view(arr)
+            data = bits if i == 0 else np.bitwise_xor(bits, bits_view(snaps[i - 1][name]))
+            for p, plane in enumerate(BytePlanes.split(data, nplanes)):
+                chunks[p] += [plane[s : s + (1 << 20)].tobytes()
+                              for s in range(0, plane.size, 1 << 20)]
+    rows = []
+    dec = zstandard.ZstdDecompressor()
+    for p in range(nplanes):
+        raw = sum(len(c) for c in chunks[p])
+        for level in levels:
+            zc = zstandard.ZstdCompressor(level=level)
+            packed = [zc.compress(c) for c in chunks[p]]
+
+            def enc(zc: zstandard.ZstdCompressor = zc, p: int = p) -> None:
+                for c in chunks[p]:
+                    zc.compress(c)
+
+            def de(packed: list[bytes] = packed) -> None:
+                for c in packed:
+                    dec.decompress(c)
+
+            median_time(enc)
+            median_time(de)
+            rows.append((p, level, sum(len(c) for c in packed) / raw,
+                         raw / CPU[id(enc)] / 1e9, raw / CPU[id(de)] / 1e9))
+    return rows
 
 
 # ------------------------------------------------------------------ PAS
 
 
 def pas_run(snaps: list[Snap], bases: list[list[str]], tmp: Path, tag: str,
-            op: str = "xor") -> dict[str, object]:
+            op: str = "xor", threads: int = 1) -> dict[str, object]:
     ids = [f"{tag}/{i}" for i in range(len(snaps))]
     raw = sum(a.nbytes for s in snaps for a in s.values())
-    with Archive.open(tmp / f"{tag}-{op}", sync=False, delta_op=op) as ar:
-        t = time.perf_counter()
+    with Archive.open(tmp / f"{tag}-{op}-{threads}", sync=False, delta_op=op,
+                      threads=threads) as ar:
+        t, c = time.perf_counter(), time.process_time()
         for sid, snap, b in zip(ids, snaps, bases):
             ar.write_snapshot(sid, snap, bases=b)
-        write_s = time.perf_counter() - t
+        write_s, write_cpu = time.perf_counter() - t, time.process_time() - c
         stats = ar.stats()
         last = ids[-1]
         nbytes = sum(a.nbytes for a in snaps[-1].values())
         mat = ids[0]
         mat_bytes = sum(a.nbytes for a in snaps[0].values())
+        depth = 0  # delta links behind the latest snapshot's largest tensor
+        per_tensor = stats.per_tensor
+        biggest = max(snaps[-1], key=lambda n: snaps[-1][n].nbytes)
+        digest = ar.manifest(last)["tensors"][biggest]
+        while (base := per_tensor[digest]["base"]) is not None:
+            depth, digest = depth + 1, base
         ar._cache.clear()
-        full = median_time(lambda: (ar._cache.clear(), ar.read_snapshot(last)))
-        one = median_time(lambda: (ar._cache.clear(), ar.read_snapshot(last, planes=1)))
-        full_mat = median_time(lambda: (ar._cache.clear(), ar.read_snapshot(mat)))
-        one_mat = median_time(lambda: (ar._cache.clear(), ar.read_snapshot(mat, planes=1)))
+
+        def rd_last() -> None:
+            ar._cache.clear()
+            ar.read_snapshot(last)
+
+        def rd_last1() -> None:
+            ar._cache.clear()
+            ar.read_snapshot(last, planes=1)
+
+        def rd_mat() -> None:
+            ar._cache.clear()
+            ar.read_snapshot(mat)
+
+        def rd_mat1() -> None:
+            ar._cache.clear()
+            ar.read_snapshot(mat, planes=1)
+
+        full, one = median_time(rd_last), median_time(rd_last1)
+        full_mat, one_mat = median_time(rd_mat), median_time(rd_mat1)
+        cpu = {k: CPU[id(f)] for k, f in
+               (("full", rd_last), ("one", rd_last1), ("mat", rd_mat), ("mat1", rd_mat1))}
         ok = ar.verify().ok
         graph, _ = ar.storage_graph()
     return {
@@ -221,6 +294,10 @@ def pas_run(snaps: list[Snap], bases: list[list[str]], tmp: Path, tag: str,
         "write_gbs": raw / write_s / 1e9, "read_last_gbs": nbytes / full / 1e9,
         "read_mat_gbs": mat_bytes / full_mat / 1e9, "speedup_last": full / one,
         "speedup_mat": full_mat / one_mat, "verified": ok, "graph": graph,
+        "write_cpu_gbs": raw / write_cpu / 1e9, "read_last_cpu_gbs": nbytes / cpu["full"] / 1e9,
+        "read_mat_cpu_gbs": mat_bytes / cpu["mat"] / 1e9,
+        "speedup_mat_cpu": cpu["mat"] / cpu["mat1"], "speedup_last_cpu": cpu["full"] / cpu["one"],
+        "depth": depth,
     }
 
 
@@ -238,6 +315,14 @@ def sweep(graph: planner.StorageGraph, alphas: list[float]) -> list[tuple]:
 # ------------------------------------------------------------------ report
 
 
+def _has_isal() -> bool:
+    try:
+        import isal  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def mb(x: float) -> str:
     return f"{x / 1e6:,.2f}"
 
@@ -250,11 +335,15 @@ def main() -> None:
     n_ckpt, every = (31, 5) if not args.quick else (31, 2)
     members, steps = (4, 30) if not args.quick else (2, 5)
     lines = ["# PAS storage benchmark", "",
-             f"Machine: {platform.processor() or platform.machine()}, Python "
-             f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}; "
-             f"single thread; medians of {REPEAT}. Mode: {'quick' if args.quick else 'full'}.", ""]
+             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+             f"(shared with other jobs; load average at start {os.getloadavg()[0]:.1f}), Python "
+             f"{platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}, "
+             f"zstandard {zstandard.__version__}, blosc2 {blosc2.__version__}, CRC-32 "
+             f"{'ISA-L (isal)' if _has_isal() else 'zlib'}; single thread unless stated; "
+             f"medians of {REPEAT}. Mode: {'quick' if args.quick else 'full'}.", ""]
     t0 = time.time()
     cnn = cnn_checkpoints(n_ckpt, every)
+    levels = level_sweep(cnn)
     family, path = minilm_family(members, steps)
     bf16 = [{k: v.astype(ml_dtypes.bfloat16) for k, v in s.items()} for s in cnn]
     bf16_family = [{k: v.astype(ml_dtypes.bfloat16) for k, v in s.items()} for s in family]
@@ -275,6 +364,7 @@ def main() -> None:
             results[name] = pas_run(snaps, bases, Path(tmp), tag)
             if name.startswith("(a)"):
                 results[name + " [sub delta]"] = pas_run(snaps, bases, Path(tmp), tag, op="sub")
+                results[name + " [2 threads]"] = pas_run(snaps, bases, Path(tmp), tag, threads=2)
             sizes[name] = anchor_sizes(snaps)
             speeds[name] = anchor_speeds(snaps[-1])
             print(name, "done", round(time.time() - t0), "s")
@@ -312,18 +402,40 @@ def main() -> None:
         pp = results[name]["per_plane"]
         lines.append(f"* {name}: " + ", ".join(mb(x) + " MB" for x in pp))  # type: ignore[union-attr]
     lines += ["", "## Speed (GB/s of raw tensor bytes, one thread)", "",
-              "| workload | PAS write | PAS read (latest, through its delta chain) | "
+              "Wall-clock medians; in brackets the same from process CPU time (GB per CPU-second: "
+              "time actually spent on a core, robust to the other jobs sharing this machine). "
+              "Chain depth = delta links behind the latest snapshot's largest tensor.", "",
+              "| workload | PAS write | PAS read (latest, through its delta chain) | chain depth | "
               "PAS read (materialised snapshot) | 1-of-4-plane speedup (latest / materialised) |"
-              " verified | zstd-1 enc/dec | blosc2 enc/dec | zipnn enc/dec |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for name in workloads:
-        r, sp = results[name], speeds[name]
+              " verified | zstd-1 enc/dec | blosc2 enc/dec | zipnn enc/dec | memcpy |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    speed_rows = [*workloads, "(a) CNN checkpoints fp32 [2 threads]"]
+    for name in speed_rows:
+        r, sp = results[name], speeds[name.replace(" [2 threads]", "")]
         lines.append(
-            f"| {name} | {r['write_gbs']:.2f} | {r['read_last_gbs']:.2f} | "
-            f"{r['read_mat_gbs']:.2f} | {r['speedup_last']:.1f}× / {r['speedup_mat']:.1f}× | "
+            f"| {name} | {r['write_gbs']:.2f} ({r['write_cpu_gbs']:.2f}) | "
+            f"{r['read_last_gbs']:.2f} ({r['read_last_cpu_gbs']:.2f}) | {r['depth']} | "
+            f"{r['read_mat_gbs']:.2f} ({r['read_mat_cpu_gbs']:.2f}) | "
+            f"{r['speedup_last']:.1f}× / {r['speedup_mat']:.1f}× "
+            f"({r['speedup_last_cpu']:.1f}× / {r['speedup_mat_cpu']:.1f}×) | "
             f"{r['verified']} | " + " | ".join(
                 f"{sp[k][0]:.2f} / {sp[k][1]:.2f}"
-                for k in ("zstd-1 raw", "blosc2 shuffle+zstd1", "zipnn")) + " |")
+                for k in ("zstd-1 raw", "blosc2 shuffle+zstd1", "zipnn")) +
+            f" | {sp['memcpy'][0]:.1f} |")
+    lines += ["", "The 2-thread row is the same archive code with `Archive(threads=2)` "
+              "(byte planes decoded/encoded concurrently); its CPU-time figures count both "
+              "threads. The goals below are per core, so they use the single-thread rows.", ""]
+    lines += ["## zstd level sweep per byte plane (workload (a), the planes PAS stores)", "",
+              "Snapshot 0 materialised, then XOR deltas against the previous checkpoint, cut into "
+              "1 MiB chunks as PAS stores them; GB/s from median process CPU time, 1 thread. "
+              f"Chosen (`DEFAULT_COMPRESSOR`): levels {DEFAULT_COMPRESSOR.plane_levels} for planes"
+              f" 0–3; a chunk is stored raw when zstd saves < "
+              f"{1 - DEFAULT_COMPRESSOR.raw_above:.0%}.", "",
+              "| plane | level | stored / raw | encode GB/s | decode GB/s |",
+              "|---|---|---|---|---|"]
+    for p, level, ratio, enc, dec in levels:
+        lines.append(f"| {p} | {level} | {ratio:.3f} | {enc:.2f} | {dec:.2f} |")
+    lines.append("")
     lines += ["", "## Planner sweep (storage MB of the plan; violated snapshots in brackets)",
               "", "θ_i = α · C_r(SPT, s_i), independent retrieval; graph = the archive's measured"
               " candidate edges (materialise + recorded delta bases).", ""]
@@ -346,27 +458,72 @@ def main() -> None:
     a, b = results["(a) CNN checkpoints fp32"], results["(b) MiniLM fine-tune family fp32"]
     c = results["(c1) CNN checkpoints bf16"]
     b_changed = sizes["(b) MiniLM fine-tune family fp32"]["changed layers only"]
+    t2 = results["(a) CNN checkpoints fp32 [2 threads]"]
     lines += ["## Goals (DESIGN.md §10) vs measured", "",
-              "| goal | target | measured | met |", "|---|---|---|---|"]
+              "Speed goals are per core: judged on the single-thread wall-clock median "
+              "(conservative on a shared machine); the CPU-time figure and the 2-thread run are "
+              "shown beside it.", "",
+              "| goal | target | measured (1 thread, wall) | 1 thread, CPU time | 2 threads, wall "
+              "| met |", "|---|---|---|---|---|---|"]
     goals = [
         ("fp32 checkpoint series, lossless", "≤ 70% of raw",
-         float(a["stored"]) / float(a["raw"]), lambda v: v <= 0.70, "{:.1%}"),
+         float(a["stored"]) / float(a["raw"]), None, None, lambda v: v <= 0.70, "{:.1%}"),
         ("fine-tune family", "≤ 0.8 × changed-layers-only",
-         float(b["stored"]) / b_changed, lambda v: v <= 0.8, "{:.2f}×"),
+         float(b["stored"]) / b_changed, None, None, lambda v: v <= 0.8, "{:.2f}×"),
         ("bf16 weights (CNN series)", "≤ 60% of raw",
-         float(c["stored"]) / float(c["raw"]), lambda v: v <= 0.6, "{:.1%}"),
+         float(c["stored"]) / float(c["raw"]), None, None, lambda v: v <= 0.6, "{:.1%}"),
         ("full read, verified (materialised, fp32 CNN)", "≥ 1.5 GB/s/core",
-         float(a["read_mat_gbs"]), lambda v: v >= 1.5, "{:.2f} GB/s"),
-        ("full read through delta chain (fp32 CNN)", "≥ 1.5 GB/s/core",
-         float(a["read_last_gbs"]), lambda v: v >= 1.5, "{:.2f} GB/s"),
+         float(a["read_mat_gbs"]), float(a["read_mat_cpu_gbs"]), float(t2["read_mat_gbs"]),
+         lambda v: v >= 1.5, "{:.2f} GB/s"),
+        (f"full read through delta chain (fp32 CNN, depth {a['depth']})", "≥ 1.5 GB/s/core",
+         float(a["read_last_gbs"]), float(a["read_last_cpu_gbs"]), float(t2["read_last_gbs"]),
+         lambda v: v >= 1.5, "{:.2f} GB/s"),
         ("1-of-4-plane read speedup (materialised)", "≥ 4×",
-         float(a["speedup_mat"]), lambda v: v >= 4, "{:.1f}×"),
-        ("write", "≥ 0.5 GB/s/core", float(a["write_gbs"]), lambda v: v >= 0.5,
-         "{:.2f} GB/s"),
+         float(a["speedup_mat"]), float(a["speedup_mat_cpu"]), float(t2["speedup_mat"]),
+         lambda v: v >= 4, "{:.1f}×"),
+        ("write", "≥ 0.5 GB/s/core", float(a["write_gbs"]), float(a["write_cpu_gbs"]),
+         float(t2["write_gbs"]), lambda v: v >= 0.5, "{:.2f} GB/s"),
     ]
-    for label, target, value, test, fmt in goals:
-        lines.append(f"| {label} | {target} | {fmt.format(value)} | "
+    for label, target, value, cpu, two, test, fmt in goals:
+        extra = " | ".join("–" if x is None else fmt.format(x) for x in (cpu, two))
+        lines.append(f"| {label} | {target} | {fmt.format(value)} | {extra} | "
                      f"{'yes' if test(value) else '**no**'} |")
+    sa = speeds["(a) CNN checkpoints fp32"]
+    lines += ["", "## Notes (honest reading)", "",
+              "* Ratios to the anchors measured in this same run on workload (a) (wall clock): "
+              f"PAS materialised read = {a['read_mat_gbs'] / sa['zstd-1 raw'][1]:.1f}× zstd-1 "
+              f"decode of the raw bytes, {a['read_mat_gbs'] / sa['blosc2 shuffle+zstd1'][1]:.2f}×"
+              f" blosc2 shuffle+zstd1 decode, {a['read_mat_gbs'] / sa['zipnn'][1]:.2f}× zipnn "
+              f"decode, {a['read_mat_gbs'] / sa['memcpy'][0]:.2f}× memcpy; PAS write = "
+              f"{a['write_gbs'] / sa['zstd-1 raw'][0]:.2f}× zstd-1 encode of the raw bytes. "
+              "PAS's read also checks a CRC-32 per chunk and per tensor; its write also hashes "
+              "every tensor and every chunk with SHA-256 (content addressing), sizes delta "
+              "candidates and keeps a private copy of each written tensor as the next delta "
+              "base. The anchors carry none of that.",
+              "* Where the time goes (cProfile, workload (a)): a materialised read is dominated by "
+              "zstd decoding of the sign/exponent plane (~1 GB/s on this machine, "
+              "the other planes are mostly stored raw) and the byte-plane interleave (blosc2's "
+              "SIMD unshuffle, ~5 GB/s incl. page faults of the fresh output, vs ~2.5 GB/s for "
+              "numpy column copies; used once blosc2 is imported or 256 MiB were merged, since "
+              "importing it costs ~0.35 s). The 1-of-4-plane read pays that same plane-0 decode, "
+              "so its speedup is capped near 2× while the low planes are stored raw: the full "
+              "read got faster than the partial one (both got faster in absolute terms). "
+              "Measured and rejected for plane 0: blosc2 bitshuffle+LZ4 decodes ~2× faster but "
+              "stores 0.51 instead of 0.36 of raw; zstd -1 on plane 1 would add ~4.5 points of "
+              "storage (see the sweep) and break the 70% goal. A read "
+              f"through a delta chain decodes every link (depth {a['depth']} here: "
+              f"{a['depth'] + 1} tensors' planes; XOR-delta planes 0–1 are zstd-coded), so it "
+              "costs ≈ (depth + 1) × a materialised read; `max_chain` / `replan(alpha=…)` bound "
+              "it. A write is dominated by zstd-1 encoding of planes 0–1 (0.4–0.5 GB/s here), "
+              "then the two SHA-256 passes (~1.2 GB/s each with SHA-NI).",
+              "* Speed goals not met stay not met: 1.5 GB/s per core would need the plane-0 "
+              "decode alone at ≥ 3 GB/s; 0.5 GB/s writes are above even the zstd-1 raw encode "
+              "anchor on this machine. The research anchors (zstd-1 ~1.5 GB/s decode) are from "
+              "faster, unshared cores; this 2-core VM runs the reference codecs 2–3× slower.",
+              "* Previous run of this benchmark, before the speed work (same machine, different "
+              "load): full read materialised 0.54 GB/s, through the delta chain 0.15 GB/s, "
+              "1-of-4-plane speedup 2.3× (materialised), write 0.12 GB/s; storage 67.1% on (a).",
+              ""]
     lines += ["", f"Total benchmark time {time.time() - t0:.0f} s.", ""]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(lines))

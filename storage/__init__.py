@@ -18,8 +18,10 @@ Public API
 ----------
 ``Archive.open(path, *, readonly=False, map_size=1 GiB, sync=True, **options) -> Archive``
     Open/create the archive directory (context manager; ``close()``). ``Archive(store, *,
-    compressor=Zstd(level=1), delta_op="xor"|"sub", max_chain=8, cache_bytes=256 MiB)`` wraps any
-    :class:`Store`. Do not share an open archive across ``fork()``; open one per process.
+    compressor=DEFAULT_COMPRESSOR, delta_op="xor"|"sub", max_chain=8, cache_bytes=256 MiB,
+    threads=1)`` wraps any :class:`Store` (``DEFAULT_COMPRESSOR``: zstd level 1 on the two high
+    byte planes, -1 on the low ones; ``threads > 1`` decodes/encodes byte planes concurrently).
+    Do not share an open archive across ``fork()``; open one per process.
 ``write_snapshot(snapshot_id, tensors, *, bases=(), scheme=None) -> SnapshotInfo``
     One write transaction: chunks first, manifest last. Identical tensors (same bytes, dtype,
     shape, scheme) are stored once; ``bases`` name earlier snapshots whose same-named tensors are
@@ -27,7 +29,8 @@ Public API
     ``scheme`` is an optional lossy :class:`Scheme` (or ``{name: Scheme}``), recorded per tensor.
 ``read_snapshot(snapshot_id, *, planes=None) -> dict[str, np.ndarray]``
 ``read_tensor(snapshot_id, name, *, planes=None) -> np.ndarray``
-    Bit-exact reads (every chunk's CRC and the reconstructed tensor's CRC are checked); with
+    Bit-exact reads (every chunk's CRC-32 and the reconstructed tensor's CRC-32 are checked;
+    ISA-L's SIMD CRC-32 is used when the optional ``isal`` package is installed); with
     ``planes=k`` only the top ``k`` byte planes are read (XOR deltas keep this working through
     delta chains) and the low bytes are zero.
 ``read_interval(snapshot_id, name, *, planes) -> (lo, hi)``

@@ -14,9 +14,9 @@ import hashlib
 import json
 import os
 import time
-import zlib
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -26,12 +26,15 @@ from storage import planner
 from storage._lmdb import DEFAULT_MAP_SIZE, LMDBStore
 from storage.abc import Store, Txn
 from storage.codecs import (
+    DEFAULT_COMPRESSOR,
     BytePlanes,
     DeltaCodec,
+    PlaneMerger,
     Scheme,
     Zstd,
     bits_view,
     codec_from_dict,
+    crc32,
     dtype_from_name,
     dtype_name,
     frame_chunk,
@@ -51,8 +54,9 @@ from storage.errors import (
 FORMAT_VERSION = 1
 CHUNK_BYTES = 1 << 20
 _SAMPLE_WINDOWS = 8
-_SAMPLE_ELEMS = 1 << 15
-_EXACT_BELOW = 1 << 18  # elements: below this every candidate is encoded fully
+_SAMPLE_ELEMS = 1 << 13  # elements per sample window (8 windows: 64 Ki elements at most)
+_EXACT_BELOW = 1 << 16  # elements: below this every candidate is encoded fully
+_PARALLEL_ABOVE = 1 << 19  # bytes: smaller tensors are coded on the calling thread
 
 
 @dataclass(frozen=True)
@@ -212,13 +216,17 @@ class Archive:
     store:
         The key/value store.
     compressor:
-        Per-chunk compressor (default zstd level 1: measured best ratio/speed on weight planes).
+        Per-chunk compressor (default :data:`storage.codecs.DEFAULT_COMPRESSOR`: zstd level 1 on
+        the two high byte planes, -1 on the low ones; measured, see the benchmark's level sweep).
     delta_op:
         ``"xor"`` (default; high-plane reads work through delta chains) or ``"sub"``.
     max_chain:
         Longest delta chain greedy placement at write time may create.
     cache_bytes:
         Memory for recently written/read tensors used as delta bases.
+    threads:
+        Threads that decode (read) and encode (write) the chunks of different byte planes
+        concurrently (default 1; zstd, CRC-32, SHA-256 and numpy copies release the GIL).
     """
 
     def __init__(
@@ -229,15 +237,30 @@ class Archive:
         delta_op: str = "xor",
         max_chain: int = 8,
         cache_bytes: int = 256 << 20,
+        threads: int = 1,
     ) -> None:
         self.store = store
-        self.compressor = compressor or Zstd()
+        self.compressor = compressor or DEFAULT_COMPRESSOR
         self.delta = DeltaCodec(delta_op)
         if max_chain < 0:
             raise InvalidInputError(f"max_chain must be ≥ 0, got {max_chain}")
         self.max_chain = max_chain
         self._cache = _BitsCache(cache_bytes)
+        if not isinstance(threads, int) or threads < 1:
+            raise InvalidInputError(f"threads must be a positive int, got {threads!r}")
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
         self._check_format()
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], nbytes: int) -> list[Any]:
+        """``[fn(x) for x in items]``, on the decode/encode thread pool when ``threads > 1`` and
+        the work (``nbytes``) is worth a hand-off (zstd, CRC, SHA-256 and numpy copies release
+        the GIL). Store transactions are only touched by the calling thread."""
+        if self.threads == 1 or len(items) < 2 or nbytes < _PARALLEL_ABOVE:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pas")
+        return list(self._pool.map(fn, items))
 
     @classmethod
     def open(
@@ -255,6 +278,9 @@ class Archive:
     def close(self) -> None:
         """Close the underlying store."""
         self._cache.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         self.store.close()
 
     def __enter__(self) -> Self:
@@ -379,19 +405,21 @@ class Archive:
             "scheme": fitted.to_dict() if fitted is not None else None,
             "sdtype": dtype_name(stored.dtype),
             "count": int(bits.size),
-            "crc": zlib.crc32(memoryview(bits).cast("B")),
+            "crc": crc32(memoryview(bits).cast("B")),
             "raw": int(arr.nbytes),
         }
         bases = [b for b in candidates if self._compatible(txn, b, record)]
         bases = [b for b in bases if self._depth(txn, b) < self.max_chain]
-        options, edges = self._choose(txn, bits, record, bases)
-        base, encoded = options
+        (base, encoded, data), edges = self._choose(txn, bits, record, bases)
+        if encoded is None:
+            encoded = self._encode_planes(data, n_planes(stored.dtype))
         new = self._commit_tensor(txn, digest, record, base, encoded, bits)
         for edge in edges:
             if edge["base"] == base:
                 edge.update(cs=record["stored"], est=False)
         txn.put("e/" + digest, _dumps(edges))
-        self._cache.put(digest, bits)
+        # the cache must not alias the caller's array (it may be mutated after the write)
+        self._cache.put(digest, bits.copy() if stored is arr else bits)
         return self._info(name, digest, record, new_bytes=new)
 
     def _compatible(self, txn: Txn, base: str, record: dict[str, Any]) -> bool:
@@ -414,17 +442,23 @@ class Archive:
 
     def _choose(
         self, txn: Txn, bits: np.ndarray, record: dict[str, Any], bases: list[str]
-    ) -> tuple[tuple[str | None, list[list[tuple[str, bytes]]] | None], list[dict[str, Any]]]:
-        """Pick the smallest of materialise / delta-vs-each-base; return it and all edges."""
+    ) -> tuple[
+        tuple[str | None, list[list[tuple[str, bytes]]] | None, np.ndarray],
+        list[dict[str, Any]],
+    ]:
+        """Pick the smallest of materialise / delta-vs-each-base; return ``(base, its encoded
+        chunks or None, the data to encode)`` and all edges. Candidates of tensors above
+        ``_EXACT_BELOW`` elements are sized on samples, not encoded."""
         planes = n_planes(dtype_from_name(record["sdtype"]))
         if not bases:
-            return (None, None), [{"base": None, "op": None, "cs": None, "est": False}]
+            return (None, None, bits), [{"base": None, "op": None, "cs": None, "est": False}]
         base_bits = {b: self._bits(txn, b, {}) for b in bases}
         exact = bits.size <= _EXACT_BELOW
         sizes: dict[str | None, float] = {}
         encoded: dict[str | None, list[list[tuple[str, bytes]]]] = {}
+        datas: dict[str | None, np.ndarray] = {}
         for b in [None, *bases]:
-            data = bits if b is None else self.delta.encode(bits, base_bits[b])
+            data = datas[b] = bits if b is None else self.delta.encode(bits, base_bits[b])
             if exact:
                 encoded[b] = self._encode_planes(data, planes)
                 sizes[b] = sum(len(v) for p in encoded[b] for _, v in p)
@@ -440,30 +474,37 @@ class Archive:
             }
             for b in sizes
         ]
-        return (best, encoded.get(best)), edges
+        return (best, encoded.get(best), datas[best]), edges
 
     def _estimate(self, data: np.ndarray, planes: int) -> float:
+        """Encoded size of ``data`` estimated from ``_SAMPLE_WINDOWS`` evenly spaced windows."""
         count = data.size
         step = max(count // _SAMPLE_WINDOWS, _SAMPLE_ELEMS)
         total = sampled = 0
         for start in range(0, count, step):
             window = data[start : start + _SAMPLE_ELEMS]
-            for plane in BytePlanes.split(window, planes):
-                kind, payload = self.compressor.encode(plane)
+            for p, plane in enumerate(BytePlanes.split(window, planes)):
+                kind, payload = self.compressor.encode(plane, p if planes > 1 else None)
                 total += len(payload) + 5
             sampled += window.size
         return total * count / max(sampled, 1)
 
     def _encode_planes(self, data: np.ndarray, planes: int) -> list[list[tuple[str, bytes]]]:
-        out = []
-        for plane in BytePlanes.split(data, planes):
-            view = memoryview(plane).cast("B")
-            chunks = []
-            for start in range(0, len(view), CHUNK_BYTES):
-                value = frame_chunk(*self.compressor.encode(view[start : start + CHUNK_BYTES]))
-                chunks.append(("c/" + hashlib.sha256(value).hexdigest()[:40], value))
-            out.append(chunks)
-        return out
+        split = BytePlanes.split(data, planes)
+        jobs = [
+            (p if planes > 1 else None, memoryview(plane).cast("B")[start : start + CHUNK_BYTES])
+            for p, plane in enumerate(split)
+            for start in range(0, plane.nbytes, CHUNK_BYTES)
+        ]
+
+        def encode(job: tuple[int | None, memoryview]) -> tuple[str, bytes]:
+            value = frame_chunk(*self.compressor.encode(job[1], job[0]))
+            return "c/" + hashlib.sha256(value).hexdigest()[:40], value
+
+        values = iter(self._map(encode, jobs, data.nbytes))
+        return [
+            [next(values) for _ in range(0, plane.nbytes, CHUNK_BYTES)] for plane in split
+        ]
 
     def _commit_tensor(
         self,
@@ -517,24 +558,92 @@ class Archive:
             raise NotFoundError(f"tensor record {digest[:16]}… is missing")
         return json.loads(bytes(raw))
 
-    def _plane(self, txn: Txn, record: dict[str, Any], k: int, where: str) -> np.ndarray:
-        """Decode plane ``k`` of one record's own chunks (no delta applied)."""
-        width = 1 if n_planes(dtype_from_name(record["sdtype"])) > 1 else None
-        size = record["count"] * (width or dtype_from_name(record["sdtype"]).itemsize)
-        out = np.empty(size, np.uint8)
-        step = record["chunk_bytes"]
+    @staticmethod
+    def _plane_size(record: dict[str, Any]) -> int:
+        sdtype = dtype_from_name(record["sdtype"])
+        return record["count"] * (1 if n_planes(sdtype) > 1 else sdtype.itemsize)
+
+    def _fetch(self, txn: Txn, record: dict[str, Any], k: int, where: str) -> list[Any]:
+        """Zero-copy store values of the chunks of plane ``k``: ``(start, n, value, label)``."""
+        size, step = self._plane_size(record), record["chunk_bytes"]
+        out = []
         for i, key in enumerate(record["planes"][k]):
             value = txn.get(key)
             label = f"{key} (tensor {where}, plane {k}, chunk {i})"
             if value is None:
                 raise CorruptionError(f"missing chunk {label}")
-            kind, payload = unframe_chunk(value, label)
-            n = min(step, size - i * step)
-            data = Zstd.decode(kind, payload, n)
-            if len(data) != n:
-                raise CorruptionError(f"corrupt chunk {label}: wrong decoded length")
-            out[i * step : i * step + n] = np.frombuffer(data, np.uint8)
+            out.append((i * step, min(step, size - i * step), value, label))
         return out
+
+    @staticmethod
+    def _chunk_data(n: int, value: Any, label: str) -> np.ndarray:
+        """CRC-check and decode one chunk; raw chunks stay views of the store's buffer."""
+        kind, payload = unframe_chunk(value, label)
+        data = Zstd.decode(kind, payload, n)
+        if len(data) != n:
+            raise CorruptionError(f"corrupt chunk {label}: wrong decoded length")
+        return np.frombuffer(data, np.uint8)
+
+    def _decode_planes(
+        self,
+        txn: Txn,
+        record: dict[str, Any],
+        planes: Sequence[int],
+        sink: Callable[[int, int, int, np.ndarray], None],
+        where: str,
+    ) -> None:
+        """Decode the given planes of one record's own chunks (no delta applied), handing each
+        chunk to ``sink(plane, start, n, data)``; ``data`` is only valid during the call.
+        Chunks of different planes may be decoded concurrently."""
+        jobs = [(p, self._fetch(txn, record, p, where)) for p in planes]
+
+        def run(job: tuple[int, list[Any]]) -> None:
+            p, chunks = job
+            for start, n, value, label in chunks:
+                sink(p, start, n, self._chunk_data(n, value, label))
+
+        self._map(run, jobs, self._plane_size(record) * len(jobs))
+
+    def _plane(self, txn: Txn, record: dict[str, Any], k: int, where: str) -> np.ndarray:
+        """Decode plane ``k`` of one record's own chunks (no delta applied)."""
+        out = np.empty(self._plane_size(record), np.uint8)
+
+        def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+            out[start : start + n] = data
+
+        self._decode_planes(txn, record, [k], sink, where)
+        return out
+
+    def _merge_record(self, txn: Txn, record: dict[str, Any], k: int, where: str) -> np.ndarray:
+        """Top ``k`` planes of a record's own chunks decoded straight into the columns of a new
+        bit-pattern array (missing low bytes zero): no per-plane intermediate."""
+        sdtype = dtype_from_name(record["sdtype"])
+        total = n_planes(sdtype)
+        uint = bits_view(np.empty(0, sdtype)).dtype
+        count = record["count"]
+        if total == 1 or k == 1:
+            flat = np.empty(count, uint)
+            if total == 1:
+                u8 = flat.view(np.uint8)
+
+                def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+                    u8[start : start + n] = data
+
+            else:
+                shift = 8 * (total - 1)
+
+                def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+                    np.left_shift(data, shift, out=flat[start : start + n], dtype=uint)
+
+            self._decode_planes(txn, record, range(k), sink, where)
+            return flat
+        merger = PlaneMerger(total, count, uint)
+
+        def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+            merger.put(p, start, data)
+
+        self._decode_planes(txn, record, range(k), sink, where)
+        return merger.result()
 
     def _planes(
         self,
@@ -544,31 +653,46 @@ class Archive:
         memo: dict[tuple[str, int], list[np.ndarray]],
         where: str,
     ) -> list[np.ndarray]:
-        """The top ``k`` planes of a tensor's stored representation, through its delta chain."""
+        """The top ``k`` planes of a tensor's stored representation, through its delta chain.
+
+        An XOR chain is decoded by accumulation: the planes of its root (a materialised tensor,
+        a cached or memoised one) are decoded once, then every link's chunks are XOR-ed into
+        them in place, chunk by chunk. The returned arrays may be shared through ``memo``."""
         if (digest, k) in memo:
             return memo[(digest, k)]
         record = self._record(txn, digest)
         total = n_planes(dtype_from_name(record["sdtype"]))
         delta = record["delta"]
-        if delta is not None and (delta["op"] != "xor" and k < total):
-            full = self._bits(txn, digest, memo, where)
-            planes = BytePlanes.split(full, total)[:k]
-        elif delta is None:
+        if delta is None:
             planes = [self._plane(txn, record, p, where) for p in range(k)]
-        elif delta["op"] == "xor":
-            base = self._planes(txn, delta["base"], k, memo, where)
-            planes = [np.bitwise_xor(self._plane(txn, record, p, where), base[p]) for p in range(k)]
+        elif delta["op"] != "xor":
+            planes = BytePlanes.split(self._bits(txn, digest, memo, where), total)[:k]
         else:
-            uint = bits_view(np.empty(0, dtype_from_name(record["sdtype"]))).dtype
-            base_bits = self._bits(txn, delta["base"], memo, where)
-            own = BytePlanes.merge(
-                [self._plane(txn, record, p, where) for p in range(total)],
-                total,
-                record["count"],
-                uint,
-            )
-            bits = DeltaCodec("sub").decode(own, base_bits)
-            planes = BytePlanes.split(bits, total)
+            links = [record]
+            acc: list[np.ndarray] | None = None
+            while acc is None:
+                base = links[-1]["delta"]["base"]
+                cached = self._cache.get(base)
+                if (base, k) in memo:
+                    acc = [p.copy() for p in memo[(base, k)]]
+                elif cached is not None:
+                    acc = BytePlanes.split(cached, total)[:k]
+                else:
+                    rec = self._record(txn, base)
+                    if rec["delta"] is None:
+                        acc = [self._plane(txn, rec, p, where) for p in range(k)]
+                    elif rec["delta"]["op"] != "xor":
+                        acc = [p.copy() for p in self._planes(txn, base, k, memo, where)]
+                    else:
+                        links.append(rec)
+
+            def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+                view = acc[p][start : start + n]
+                np.bitwise_xor(view, data, out=view)
+
+            for rec in reversed(links):
+                self._decode_planes(txn, rec, range(k), sink, where)
+            planes = acc
         memo[(digest, k)] = planes
         return planes
 
@@ -579,7 +703,8 @@ class Archive:
         memo: dict[tuple[str, int], list[np.ndarray]],
         where: str = "",
     ) -> np.ndarray:
-        """Full, CRC-checked bit-pattern view of a tensor's stored representation."""
+        """Full, CRC-checked bit-pattern view of a tensor's stored representation (shared with
+        the cache when it came from there: do not modify)."""
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
@@ -587,13 +712,33 @@ class Archive:
         dtype = dtype_from_name(record["sdtype"])
         total = n_planes(dtype)
         uint = bits_view(np.empty(0, dtype)).dtype
-        planes = self._planes(txn, digest, total, memo, where or digest[:16])
-        bits = BytePlanes.merge(planes, total, record["count"], uint)
-        if zlib.crc32(memoryview(bits).cast("B")) != record["crc"]:
-            raise CorruptionError(
-                f"tensor {where or digest[:16]!r} does not match its digest after decoding"
-            )
+        delta = record["delta"]
+        label = where or digest[:16]
+        if delta is None:
+            bits = self._merge_record(txn, record, total, label)
+        elif delta["op"] == "xor":
+            planes = self._planes(txn, digest, total, memo, label)
+            bits = BytePlanes.merge(planes, total, record["count"], uint)
+            if total == 1:
+                bits = bits.copy()  # a memoised plane: never hand it out
+        else:
+            own = self._merge_record(txn, record, total, label)
+            bits = DeltaCodec("sub").decode(own, self._bits(txn, delta["base"], memo, label))
+        if crc32(memoryview(bits).cast("B")) != record["crc"]:
+            raise CorruptionError(f"tensor {label!r} does not match its digest after decoding")
         return bits
+
+    def _known(
+        self, txn: Txn, digest: str, record: dict[str, Any], k: int, memo: dict[Any, Any],
+        where: str,
+    ) -> np.ndarray:
+        """Bit patterns with only the top ``k`` (< all) planes known, the low bytes zero."""
+        sdtype = dtype_from_name(record["sdtype"])
+        if record["delta"] is None:
+            return self._merge_record(txn, record, k, where)
+        uint = bits_view(np.empty(0, sdtype)).dtype
+        planes = self._planes(txn, digest, k, memo, where)
+        return BytePlanes.merge(planes, n_planes(sdtype), record["count"], uint)
 
     def _tensor(
         self, txn: Txn, digest: str, planes: int | None, memo: dict[Any, Any], where: str
@@ -603,13 +748,10 @@ class Archive:
         total = n_planes(sdtype)
         k = self._check_planes(planes, total)
         if k == total:
-            bits = self._bits(txn, digest, memo, where)
-        else:
-            uint = bits_view(np.empty(0, sdtype)).dtype
-            bits = BytePlanes.merge(
-                self._planes(txn, digest, k, memo, where), total, record["count"], uint
-            )
-        return self._finish(record, bits.view(sdtype))
+            shared = self._cache.get(digest)
+            bits = shared if shared is not None else self._bits(txn, digest, memo, where)
+            return self._finish(record, bits.view(sdtype), copy=shared is not None)
+        return self._finish(record, self._known(txn, digest, record, k, memo, where).view(sdtype))
 
     @staticmethod
     def _check_planes(planes: int | None, total: int) -> int:
@@ -620,17 +762,16 @@ class Archive:
         return min(planes, total)
 
     @staticmethod
-    def _finish(record: dict[str, Any], stored: np.ndarray) -> np.ndarray:
+    def _finish(record: dict[str, Any], stored: np.ndarray, copy: bool = False) -> np.ndarray:
+        """The caller's array: ``stored`` decoded by its scheme and reshaped; ``copy`` when
+        ``stored`` is shared (the write cache) and must not be handed out."""
         dtype = dtype_from_name(record["dtype"])
         if record["scheme"] is not None:
             scheme = codec_from_dict(record["scheme"])
             assert isinstance(scheme, Scheme)
-            stored = scheme.decode(stored, dtype)
-        return (
-            stored.reshape(record["shape"]).copy()
-            if stored.base is not None
-            else stored.reshape(record["shape"])
-        )
+            stored, copy = scheme.decode(stored, dtype), False
+        out = stored.reshape(record["shape"])
+        return out.copy() if copy else out
 
     def read_tensor(self, snapshot_id: str, name: str, *, planes: int | None = None) -> np.ndarray:
         """One tensor of a snapshot, bit-exact; with ``planes=k`` only the top ``k`` byte planes
@@ -665,10 +806,7 @@ class Archive:
             if k == total or not is_float(sdtype):
                 value = self._tensor(txn, digest, None, {}, name)
                 return value, value.copy()
-            uint = bits_view(np.empty(0, sdtype)).dtype
-            known = BytePlanes.merge(
-                self._planes(txn, digest, k, {}, name), total, record["count"], uint
-            )
+            known = self._known(txn, digest, record, k, {}, name)
             lo, hi = plane_interval(known, sdtype, k)
             return self._finish(record, lo), self._finish(record, hi)
 

@@ -18,6 +18,8 @@ that decodes it. Three kinds, by what they map:
 from __future__ import annotations
 
 import math
+import sys
+import threading
 import zlib
 from abc import ABC
 from dataclasses import asdict, dataclass, field
@@ -28,6 +30,19 @@ import numpy as np
 import zstandard
 
 from storage.errors import CorruptionError, InvalidInputError
+
+try:  # ISA-L's CRC-32 gives the same values as zlib's, ~6x faster (pclmulqdq)
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:  # pragma: no cover - optional speed-up
+    _crc32 = zlib.crc32
+
+
+_LOCAL = threading.local()
+
+
+def crc32(data: bytes | memoryview | np.ndarray) -> int:
+    """CRC-32 (zlib polynomial) of a buffer; ISA-L's SIMD implementation when installed."""
+    return _crc32(data)
 
 # ---------------------------------------------------------------------------------------------
 # dtypes
@@ -311,11 +326,19 @@ class BytePlanes(Codec):
 
     @staticmethod
     def split(bits: np.ndarray, planes: int) -> list[np.ndarray]:
-        """Planes of a flat bit-pattern array (plane 0 = most significant byte)."""
+        """Planes of a flat bit-pattern array (plane 0 = most significant byte), each a
+        contiguous uint8 array (rows of one ``(planes, count)`` buffer)."""
         if planes == 1:
             return [bits.view(np.uint8)]
-        u8 = bits.view(np.uint8).reshape(-1, planes)
-        return [np.ascontiguousarray(u8[:, planes - 1 - k]) for k in range(planes)]
+        out = np.empty((planes, bits.size), np.uint8)
+        if bits.dtype.itemsize == planes:  # vectorised shift + truncating cast per plane
+            for k in range(planes):
+                np.right_shift(bits, 8 * (planes - 1 - k), out=out[k], casting="unsafe")
+        else:
+            u8 = bits.view(np.uint8).reshape(-1, planes)
+            for k in range(planes):
+                out[k] = u8[:, planes - 1 - k]
+        return list(out)
 
     @staticmethod
     def merge(
@@ -325,10 +348,146 @@ class BytePlanes(Codec):
         zero. Returns a flat array of dtype ``uint`` with ``count`` items."""
         if nplanes == 1:
             return planes[0].view(uint)
-        out = (np.empty if len(planes) == nplanes else np.zeros)((count, nplanes), np.uint8)
+        if len(planes) == 1:  # top plane only: one vectorised widening shift, no zero fill
+            out = np.empty(count, uint)
+            np.left_shift(planes[0], 8 * (nplanes - 1), out=out, dtype=uint)
+            return out
+        merger = PlaneMerger(nplanes, count, uint)
         for k, plane in enumerate(planes):
-            out[:, nplanes - 1 - k] = plane
-        return out.reshape(-1).view(uint)
+            merger.put(k, 0, plane)
+        return merger.result()
+
+
+class PlaneMerger:
+    """Interleaves byte planes (plane 0 = most significant byte) into a flat ``uint`` array.
+
+    Feed plane pieces in any order with :meth:`put`; planes never fed are zero. With blosc2
+    installed the pieces are laid out as the uncompressed streams of a byte-shuffled blosc2
+    chunk and blosc2's SIMD unshuffle does the interleave (~2x numpy's strided column copies
+    incl. page faults); the self-test at first use falls back to numpy if that ever disagrees.
+    Importing blosc2 costs ~0.35 s, so it is only imported once this process has merged
+    ``_BLOSC_AFTER`` bytes (or something else imported it). Items past the last whole block go
+    straight to the output's columns.
+    """
+
+    BLOCK_ITEMS = 1 << 15
+
+    def __init__(self, nplanes: int, count: int, uint: np.dtype[Any]) -> None:
+        self.nplanes, self.count = nplanes, count
+        self.out = np.empty(count, uint)
+        ne = self.BLOCK_ITEMS
+        global _MERGED
+        _MERGED += count * nplanes
+        use = ne <= count and count * nplanes <= _BLOSC_MAX  # blosc2 sizes are int32
+        use = use and ("blosc2" in sys.modules or _MERGED > _BLOSC_AFTER)
+        header = _blosc_header(nplanes) if use else None
+        self.nb = count // ne if header is not None else 0
+        self.written: set[int] = set()
+        head = self.nb * ne * nplanes
+        self.cols = self.out.view(np.uint8)[head:].reshape(-1, nplanes)
+        if self.cols.size:
+            self.cols[:] = 0
+        if header is not None:
+            stride = nplanes * (4 + ne)
+            off = 32 + 4 * self.nb
+            self.buf = _scratch(off + self.nb * stride)
+            self.buf[:32] = header
+            self.buf[4:8] = np.frombuffer(np.int32(head).tobytes(), np.uint8)
+            self.buf[12:16] = np.frombuffer(np.int32(self.buf.size).tobytes(), np.uint8)
+            self.buf[32:off] = (np.arange(self.nb, dtype="<i4") * stride + off).view(np.uint8)
+            self.body = self.buf[off:].reshape(self.nb, nplanes, 4 + ne)
+            self.body[:, :, :4] = np.frombuffer(np.int32(ne).tobytes(), np.uint8)
+
+    def put(self, plane: int, start: int, data: np.ndarray) -> None:
+        """Items ``[start, start + len(data))`` of byte plane ``plane``."""
+        self.written.add(plane)
+        ne, split = self.BLOCK_ITEMS, self.nb * self.BLOCK_ITEMS
+        n, pos = len(data), 0
+        j = self.nplanes - 1 - plane  # little endian: stream j holds byte j of every item
+        while pos < n and start + pos < split:
+            b, o = divmod(start + pos, ne)
+            if o == 0 and n - pos >= ne:
+                m = min((n - pos) // ne, self.nb - b)
+                self.body[b : b + m, j, 4:] = data[pos : pos + m * ne].reshape(m, ne)
+                pos += m * ne
+            else:
+                take = min(ne - o, n - pos)
+                self.body[b, j, 4 + o : 4 + o + take] = data[pos : pos + take]
+                pos += take
+        if pos < n:
+            lo = start + pos - split
+            self.cols[lo : lo + n - pos, j] = data[pos:]
+
+    def result(self) -> np.ndarray:
+        """The merged array (missing planes zero)."""
+        if self.nb:
+            import blosc2
+
+            for p in set(range(self.nplanes)) - self.written:
+                self.body[:, self.nplanes - 1 - p, 4:] = 0
+            head = self.out.view(np.uint8)[: self.nb * self.BLOCK_ITEMS * self.nplanes]
+            blosc2.decompress2(self.buf, dst=head, nthreads=1)
+            _release(self.buf)
+            self.nb = 0
+        return self.out
+
+
+def _scratch(size: int) -> np.ndarray:
+    """A reusable uint8 work buffer of ``size`` bytes (fresh pages cost page faults)."""
+    free: list[np.ndarray] = _LOCAL.__dict__.setdefault("scratch", [])
+    for i, buf in enumerate(free):
+        if buf.size >= size:
+            return free.pop(i)[:size]
+    return np.empty(size, np.uint8)
+
+
+def _release(buf: np.ndarray) -> None:
+    base = buf.base if isinstance(buf.base, np.ndarray) else buf
+    free: list[np.ndarray] = _LOCAL.__dict__.setdefault("scratch", [])
+    if base.nbytes <= 32 << 20 and len(free) < 2:
+        free.append(base)
+
+
+_BLOSC_HEADERS: dict[int, np.ndarray | None] = {}
+_BLOSC_AFTER = 256 << 20
+_BLOSC_MAX = 1 << 30
+_MERGED = 0
+
+
+def _blosc_header(typesize: int) -> np.ndarray | None:
+    """A blosc2 chunk header (byte shuffle, split streams, ``BLOCK_ITEMS`` per block) made by
+    the installed blosc2 itself, or ``None`` when blosc2 is missing or fails the self-test."""
+    if typesize in _BLOSC_HEADERS:
+        return _BLOSC_HEADERS[typesize]
+    _BLOSC_HEADERS[typesize] = None
+    try:
+        import blosc2
+
+        ne = PlaneMerger.BLOCK_ITEMS
+        sample = (np.arange(ne * typesize * 2) % 7).astype(np.uint8)
+        chunk = blosc2.compress2(
+            sample, typesize=typesize, clevel=1, codec=blosc2.Codec.LZ4,
+            filters=[blosc2.Filter.SHUFFLE], splitmode=blosc2.SplitMode.ALWAYS_SPLIT,
+            blocksize=ne * typesize,
+        )
+        header = np.frombuffer(chunk[:32], np.uint8).copy()
+        if header[2] & 0x2:  # memcpyed: not a template
+            return None
+        _BLOSC_HEADERS[typesize] = header
+        rng = np.random.default_rng(0)
+        count = ne * 2 + 123
+        truth = rng.integers(0, 256, count * typesize, dtype=np.uint8)
+        uint = _UINT[typesize]
+        planes = BytePlanes.split(truth.view(uint), typesize)
+        merger = PlaneMerger(typesize, count, uint)
+        for k, plane in enumerate(planes):
+            merger.put(k, 0, plane[:1000])
+            merger.put(k, 1000, plane[1000:])
+        if not np.array_equal(merger.result(), truth.view(uint)):
+            _BLOSC_HEADERS[typesize] = None
+    except Exception:  # noqa: BLE001 - any failure means: use numpy
+        _BLOSC_HEADERS[typesize] = None
+    return _BLOSC_HEADERS[typesize]
 
 
 def plane_interval(
@@ -364,28 +523,59 @@ _RAW, _ZSTD = 0, 1
 _PROBE = 1 << 16
 
 
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """A per-thread, reused compression context (contexts are not thread-safe)."""
+    cache = _LOCAL.__dict__.setdefault("c", {})
+    ctx = cache.get(level)
+    if ctx is None:
+        ctx = cache[level] = zstandard.ZstdCompressor(level=level)
+    return ctx
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    ctx = getattr(_LOCAL, "d", None)
+    if ctx is None:
+        ctx = _LOCAL.d = zstandard.ZstdDecompressor()
+    return ctx
+
+
 @dataclass(frozen=True)
 class Zstd(Codec):
-    """zstd at ``level``; a chunk whose probe compresses to ≥ ``raw_above`` of its size is
-    stored raw (low mantissa planes are incompressible; skipping them keeps reads at memcpy
-    speed)."""
+    """zstd at ``level``; a chunk that compresses to ≥ ``raw_above`` of its size (checked on a
+    64 KiB probe first) is stored raw: low mantissa planes barely compress, and raw chunks read
+    at memcpy speed. ``plane_levels`` overrides the level per byte plane (plane 0 first; ``0``
+    stores that plane raw without trying). :data:`DEFAULT_COMPRESSOR` holds the per-plane
+    levels chosen by the level sweep in ``bench/results/storage.md``."""
 
     name: ClassVar[str] = "zstd"
     level: int = 1
-    raw_above: float = 0.97
+    raw_above: float = 0.98
+    plane_levels: tuple[int, ...] = ()
 
-    def encode(self, data: bytes | memoryview | np.ndarray) -> tuple[int, bytes]:
-        """Return ``(kind, payload)``; ``kind`` is raw or zstd."""
+    def level_for(self, plane: int | None) -> int | None:
+        """The zstd level used for byte plane ``plane`` (``None``: not a plane); ``None`` when
+        that plane is stored raw."""
+        if plane is not None and plane < len(self.plane_levels):
+            return self.plane_levels[plane] or None
+        return self.level
+
+    def encode(
+        self, data: bytes | memoryview | np.ndarray, plane: int | None = None
+    ) -> tuple[int, bytes | memoryview]:
+        """Return ``(kind, payload)``; ``kind`` is raw or zstd. A raw payload may be a view of
+        ``data``."""
         view = memoryview(data).cast("B")
-        if len(view) == 0:
-            return _RAW, b""
-        compressor = zstandard.ZstdCompressor(level=self.level)
-        probe = view[:_PROBE]
-        if len(compressor.compress(probe)) >= self.raw_above * len(probe):
-            return _RAW, bytes(view)
+        level = self.level_for(plane)
+        if len(view) == 0 or level is None:
+            return _RAW, view
+        compressor = _compressor(level)
+        if len(view) > 2 * _PROBE:
+            probe = view[:_PROBE]
+            if len(compressor.compress(probe)) >= self.raw_above * len(probe):
+                return _RAW, view
         packed = compressor.compress(view)
-        if len(packed) >= len(view):
-            return _RAW, bytes(view)
+        if len(packed) >= self.raw_above * len(view):
+            return _RAW, view
         return _ZSTD, packed
 
     @staticmethod
@@ -393,12 +583,19 @@ class Zstd(Codec):
         """Inverse of :meth:`encode`; ``size`` is the decoded length."""
         if kind == _RAW:
             return payload
-        return zstandard.ZstdDecompressor().decompress(payload, max_output_size=size)
+        return _decompressor().decompress(payload, max_output_size=size)
 
 
-def frame_chunk(kind: int, payload: bytes) -> bytes:
+# Level sweep on workload (a) (bench/results/storage.md): level 1 for the sign/exponent plane
+# and the next one (levels 3 and 6 gain < 1% there at 1.5-5x the encode time); the fast level
+# -1 for the two low mantissa planes (within ~0.5% of level 1's ratio at ~1.6x its encode speed
+# and ~1.5x its decode speed).
+DEFAULT_COMPRESSOR = Zstd(level=1, plane_levels=(1, 1, -1, -1))
+
+
+def frame_chunk(kind: int, payload: bytes | memoryview) -> bytes:
     """Stored chunk value: kind (1 byte), CRC-32 of payload (4 bytes LE), payload."""
-    return bytes([kind]) + zlib.crc32(payload).to_bytes(4, "little") + payload
+    return b"".join((bytes([kind]), crc32(payload).to_bytes(4, "little"), payload))
 
 
 def unframe_chunk(value: bytes | memoryview, where: str) -> tuple[int, memoryview]:
@@ -408,6 +605,6 @@ def unframe_chunk(value: bytes | memoryview, where: str) -> tuple[int, memoryvie
     if len(view) < 5 or view[0] not in (_RAW, _ZSTD):
         raise CorruptionError(f"corrupt chunk {where}: bad header")
     payload = view[5:]
-    if zlib.crc32(payload) != int.from_bytes(view[1:5], "little"):
+    if crc32(payload) != int.from_bytes(view[1:5], "little"):
         raise CorruptionError(f"corrupt chunk {where}: CRC mismatch")
     return view[0], payload

@@ -321,3 +321,65 @@ def test_failed_write_leaves_nothing(archive: Archive) -> None:
         )
     assert archive.list_snapshots() == []
     assert archive.store.list_prefix("c/") == []
+
+
+def _chain_series(n: int = 5) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(11)
+    w = rng.standard_normal((300, 700)).astype(np.float32)  # above the exact-encode threshold
+    out = []
+    for _ in range(n):
+        w = w + rng.standard_normal(w.shape).astype(np.float32) * 1e-3
+        out.append({"w": w.copy(), "b": w[0, :17].astype(ml_dtypes.bfloat16), "i": np.arange(9)})
+    return out
+
+
+@pytest.mark.parametrize(("threads", "blosc"), [(1, False), (1, True), (2, True)])
+def test_threads_chain_reads_bit_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int, blosc: bool
+) -> None:
+    from storage import codecs
+
+    if blosc:  # the blosc2 unshuffle merge (normally used once blosc2 is imported)
+        pytest.importorskip("blosc2")
+        monkeypatch.setattr(codecs, "_BLOSC_AFTER", -1)
+    else:
+        monkeypatch.setattr(codecs, "_BLOSC_HEADERS", dict.fromkeys((2, 4, 8)))
+    series = _chain_series()
+    with Archive.open(tmp_path / "a", threads=threads) as ar:
+        for i, snap in enumerate(series):
+            ar.write_snapshot(f"s{i}", snap, bases=[f"s{i - 1}"] if i else [])
+        assert ar.manifest("s4")
+        assert ar.stats().per_tensor
+        ar._cache.clear()
+        for i, snap in enumerate(series):
+            out = ar.read_snapshot(f"s{i}")
+            for name, value in snap.items():
+                assert _bits_equal(out[name], value)
+            for k in (1, 2, 3):
+                part = ar.read_tensor(f"s{i}", "w", planes=k)
+                keep = np.uint32((0xFFFFFFFF << (8 * (4 - k))) & 0xFFFFFFFF)
+                assert np.array_equal(part.view(np.uint32), snap["w"].view(np.uint32) & keep)
+            lo, hi = ar.read_interval(f"s{i}", "w", planes=2)
+            assert (lo <= snap["w"]).all()
+            assert (snap["w"] <= hi).all()
+        assert ar.verify().ok
+
+
+def test_cache_does_not_alias_caller_arrays(archive: Archive) -> None:
+    w = np.random.default_rng(2).standard_normal(5000).astype(np.float32)
+    first = w.copy()
+    archive.write_snapshot("a", {"w": w})
+    w += 1.0  # the caller reuses its buffer (e.g. a live parameter view)
+    archive.write_snapshot("b", {"w": w}, bases=["a"])
+    assert _bits_equal(archive.read_tensor("a", "w"), first)
+    assert _bits_equal(archive.read_tensor("b", "w"), w)
+    got = archive.read_tensor("b", "w")  # served from the cache: must be a private copy
+    got[:] = 0
+    assert _bits_equal(archive.read_tensor("b", "w"), w)
+    archive._cache.clear()
+    assert _bits_equal(archive.read_tensor("b", "w"), w)
+
+
+def test_bad_threads_rejected(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="threads"):
+        Archive(MemoryStore(), threads=0)

@@ -175,3 +175,63 @@ def test_interval_negative_zero_and_sign() -> None:
     assert (lo <= x).all()
     assert (x <= hi).all()
     assert lo[1] < -1.5 < hi[1] <= 0 or hi[1] == -1.5
+
+
+def test_crc32_matches_zlib() -> None:
+    import zlib
+
+    from storage.codecs import crc32
+
+    data = np.random.default_rng(3).integers(0, 256, 100_003, dtype=np.uint8)
+    assert crc32(data) == zlib.crc32(data.tobytes())
+    assert crc32(b"") == zlib.crc32(b"")
+
+
+def test_plane_levels_and_raw_plane() -> None:
+    codec = Zstd(level=3, plane_levels=(1, 0))
+    assert codec.level_for(0) == 1
+    assert codec.level_for(1) is None
+    assert codec.level_for(2) == 3
+    assert codec.level_for(None) == 3
+    compressible = bytes(200_000)
+    assert Zstd(plane_levels=(1, 0)).encode(compressible, 1)[0] == 0  # raw, not tried
+    kind, packed = codec.encode(compressible, 0)
+    assert kind == 1
+    assert len(packed) < 1000
+    assert bytes(Zstd.decode(kind, packed, len(compressible))) == compressible
+    assert codec_from_dict(codec.to_dict()) == codec
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64])
+def test_split_single_plane_reads(dtype: type) -> None:
+    bits = np.random.default_rng(5).integers(0, 2**63, 1001, dtype=np.uint64).astype(dtype)
+    size = bits.dtype.itemsize
+    top = BytePlanes.merge(BytePlanes.split(bits, size)[:1], size, bits.size, bits.dtype)
+    shift = bits.dtype.type(8 * (size - 1))
+    assert np.array_equal(top, (bits >> shift) << shift)
+
+
+@pytest.mark.parametrize("blosc", [True, False])
+@pytest.mark.parametrize("size", [2, 4, 8])
+def test_plane_merger_pieces(monkeypatch: pytest.MonkeyPatch, blosc: bool, size: int) -> None:
+    from storage import codecs
+
+    if blosc:
+        pytest.importorskip("blosc2")
+        monkeypatch.setattr(codecs, "_BLOSC_AFTER", -1)
+        assert codecs._blosc_header(size) is not None  # the self-test passed
+    else:
+        monkeypatch.setitem(codecs._BLOSC_HEADERS, size, None)
+    uint = np.dtype({2: np.uint16, 4: np.uint32, 8: np.uint64}[size])
+    count = codecs.PlaneMerger.BLOCK_ITEMS * 3 + 777
+    bits = np.random.default_rng(size).integers(0, 256, count * size, np.uint8).view(uint)
+    planes = BytePlanes.split(bits, size)
+    cuts = [0, 5, codecs.PlaneMerger.BLOCK_ITEMS + 3, 2 * codecs.PlaneMerger.BLOCK_ITEMS, count]
+    for k in (2, size):
+        merger = codecs.PlaneMerger(size, count, uint)
+        for p in reversed(range(k)):  # any order, uneven pieces across block boundaries
+            for lo, hi in zip(cuts, cuts[1:]):
+                merger.put(p, lo, planes[p][lo:hi])
+        keep = sum(0xFF << (8 * (size - 1 - p)) for p in range(k))
+        assert np.array_equal(merger.result(), bits & uint.type(keep))
+        assert np.array_equal(BytePlanes.merge(planes[:k], size, count, uint), merger.result())

@@ -53,16 +53,17 @@ def version_batch(i: int, batch: WriteBatch | None = None) -> WriteBatch:
         for k in range(LAYERS)
     ]
     params = [Hyperparameter.of(vid, n, v) for n, v in (("lr", 0.01), ("bs", 64), ("opt", "sgd"))]
-    batch.add(Model(name=family), version, *layers, *params)
-    batch.relate("VERSION_OF", version, ("Model", family))
+    # as a commit writes it: the model is merged, everything of the new version is created
+    batch.add(Model(name=family)).add(version, *layers, *params, new=True)
+    batch.relate("VERSION_OF", version, ("Model", family), new=True)
     for layer in layers:
-        batch.relate("HAS_LAYER", version, layer)
+        batch.relate("HAS_LAYER", version, layer, new=True)
     for a, b in zip(layers, layers[1:]):
-        batch.relate("NEXT", a, b)
+        batch.relate("NEXT", a, b, new=True)
     for p in params:
-        batch.relate("HAS_PARAM", version, p)
+        batch.relate("HAS_PARAM", version, p, new=True)
     if i >= FAMILIES:
-        batch.derive(Derivation(vid, f"v{i - FAMILIES:06d}", op="finetune"))
+        batch.derive(Derivation(vid, f"v{i - FAMILIES:06d}", op="finetune"), new=True)
     return batch
 
 

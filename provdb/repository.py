@@ -230,13 +230,13 @@ class Repository:
         info = self.archive.write_snapshot(
             vs.snapshot_id(version.id, iteration), tensors, bases=bases
         )
-        batch = WriteBatch().add(vs.model_of(name), version)
-        batch.relate("VERSION_OF", version, ("Model", name))
+        batch = WriteBatch().add(vs.model_of(name)).add(version, new=True)
+        batch.relate("VERSION_OF", version, ("Model", name), new=True)
         vs.network_batch(batch, version, network)
         vs.snapshot_batch(batch, version, info, owners, iteration)
-        vs.metadata_batch(batch, version, params, metrics, files or [])
+        vs.metadata_batch(batch, version, params, metrics, files or [], new=True)
         if base is not None:
-            batch.derive(vs.derivation(version.id, base.id, op, query))
+            batch.derive(vs.derivation(version.id, base.id, op, query), new=True)
         self.graph.write(batch)
         return vs.CommitResult(version, info.snapshot_id, info.raw_bytes, info.new_bytes)
 

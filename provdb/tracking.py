@@ -137,19 +137,19 @@ class ActiveRun:
         elif self._last_snapshot is not None:
             batch.add(Snapshot(**{**self._last_snapshot.props(), "is_latest": False}))
         self._last_snapshot = vs.snapshot_batch(batch, self.version, info, owners, step)
-        batch.relate("WAS_GENERATED_BY", self._last_snapshot, self.run)
+        batch.relate("WAS_GENERATED_BY", self._last_snapshot, self.run, new=True)
         self._buffered(batch)
         self.repo.graph.write(batch)
         return info.snapshot_id
 
     def _version_batch(self, batch: WriteBatch, net: NetworkDef) -> None:
         assert self.version is not None
-        batch.add(vs.model_of(self.name), self.version)
-        batch.relate("VERSION_OF", self.version, ("Model", self.name))
-        batch.relate("WAS_GENERATED_BY", self.version, self.run)
+        batch.add(vs.model_of(self.name)).add(self.version, new=True)
+        batch.relate("VERSION_OF", self.version, ("Model", self.name), new=True)
+        batch.relate("WAS_GENERATED_BY", self.version, self.run, new=True)
         vs.network_batch(batch, self.version, net)
         if self.parent is not None:
-            batch.derive(vs.derivation(self.version.id, self.parent.id, "finetune"))
+            batch.derive(vs.derivation(self.version.id, self.parent.id, "finetune"), new=True)
 
     def _network_and_tensors(self, model: Any) -> tuple[NetworkDef, dict[str, np.ndarray]]:
         if hasattr(model, "state_dict") and callable(model.state_dict):

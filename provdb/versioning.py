@@ -127,11 +127,11 @@ def network_batch(batch: WriteBatch, version: ModelVersion, network: NetworkDef)
         )
         for i, layer in enumerate(network.layers)
     }
-    batch.add(*layers.values())
+    batch.add(*layers.values(), new=True)
     for layer in layers.values():
-        batch.relate("HAS_LAYER", version, layer)
+        batch.relate("HAS_LAYER", version, layer, new=True)
     for src, dst in dict.fromkeys(network.edges):
-        batch.relate("NEXT", layers[src], layers[dst])
+        batch.relate("NEXT", layers[src], layers[dst], new=True)
 
 
 def snapshot_batch(
@@ -147,7 +147,7 @@ def snapshot_batch(
     snap = Snapshot(
         id=info.snapshot_id, iteration=int(iteration), is_latest=is_latest, committed=True
     )
-    batch.add(snap).relate("SNAPSHOT_OF", snap, version)
+    batch.add(snap, new=True).relate("SNAPSHOT_OF", snap, version, new=True)
     for name, t in info.tensors.items():
         tensor = Tensor(
             id=f"{snap.id}/{name}",
@@ -157,7 +157,7 @@ def snapshot_batch(
             dtype=t.dtype,
             digest=t.digest,
         )
-        batch.add(tensor).relate("HAS_TENSOR", snap, tensor)
+        batch.add(tensor, new=True).relate("HAS_TENSOR", snap, tensor, new=True)
     return snap
 
 
@@ -167,17 +167,20 @@ def metadata_batch(
     params: Mapping[str, Any] | None = None,
     metrics: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None,
     files: Sequence[FileRecord] = (),
+    *,
+    new: bool = False,
 ) -> None:
-    """Add hyper-parameters, metric series and files of ``owner`` (a version or run)."""
+    """Add hyper-parameters, metric series and files of ``owner`` (a version or run);
+    ``new``: the owner was just created, so none of these exist yet."""
     for key, value in (params or {}).items():
         hp = Hyperparameter.of(owner.id, str(key), value)
-        batch.add(hp).relate("HAS_PARAM", owner, hp)
+        batch.add(hp, new=new).relate("HAS_PARAM", owner, hp, new=new)
     for key, (steps, values) in (metrics or {}).items():
         metric = Metric.series(owner.id, str(key), list(steps), [float(v) for v in values])
-        batch.add(metric).relate("HAS_METRIC", owner, metric)
+        batch.add(metric, new=new).relate("HAS_METRIC", owner, metric, new=new)
     for record in files:
         node = record.entity()
-        batch.add(node).relate("HAS_FILE", owner, node)
+        batch.add(node).relate("HAS_FILE", owner, node, new=new)
 
 
 def default_author() -> str:

@@ -54,28 +54,38 @@ class WriteBatch:
     """Nodes and relationships written together in one transaction.
 
     Nodes are grouped by label and relationships by (type, endpoint labels), so a batch of any
-    size becomes one ``UNWIND`` statement per group — never one query per item.
+    size becomes one ``UNWIND`` statement per group — never one query per item. Items added
+    with ``new=True`` are known not to exist yet (a fresh version's layers, tensors, …): they
+    are ``CREATE``d, several times cheaper than ``MERGE``, and if one does exist the key
+    constraint fails the whole transaction.
     """
 
     def __init__(self) -> None:
-        self._nodes: dict[str, dict[str, dict[str, Any]]] = {}
-        self._rels: dict[tuple[str, str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        self._nodes: dict[tuple[str, bool], dict[str, dict[str, Any]]] = {}
+        self._rels: dict[tuple[str, str, str, bool], dict[tuple[str, str], dict[str, Any]]] = {}
 
     def __len__(self) -> int:
         return sum(map(len, self._nodes.values())) + sum(map(len, self._rels.values()))
 
-    def add(self, *entities: Entity) -> WriteBatch:
-        """Create or update nodes (keyed by the label's key property)."""
+    def add(self, *entities: Entity, new: bool = False) -> WriteBatch:
+        """Create or update nodes (keyed by the label's key property); ``new``: create only."""
         for entity in entities:
             key = NODES[entity.LABEL][0]
             props = entity.props()
-            self._nodes.setdefault(entity.LABEL, {})[props[key]] = props
+            self._nodes.setdefault((entity.LABEL, new), {})[props[key]] = props
         return self
 
     def relate(
-        self, rel: str, src: Entity | NodeRef, dst: Entity | NodeRef, **props: Any
+        self,
+        rel: str,
+        src: Entity | NodeRef,
+        dst: Entity | NodeRef,
+        *,
+        new: bool = False,
+        **props: Any,
     ) -> WriteBatch:
-        """Create (or update) the relationship ``(src)-[:rel {props}]->(dst)``."""
+        """Create (or update) the relationship ``(src)-[:rel {props}]->(dst)``; ``new``: the
+        relationship cannot exist yet (one of its ends is new)."""
         (a_label, a_key), (b_label, b_key) = _ref(src), _ref(dst)
         pairs, allowed = RELS[rel]
         if (a_label, b_label) not in pairs:
@@ -83,11 +93,11 @@ class WriteBatch:
         unknown = set(props) - set(allowed)
         if unknown:
             raise InvalidInput(f"{rel} has no properties {sorted(unknown)}")
-        rows = self._rels.setdefault((rel, a_label, b_label), {})
+        rows = self._rels.setdefault((rel, a_label, b_label, new), {})
         rows[(a_key, b_key)] = {"src": a_key, "dst": b_key, **{p: props.get(p) for p in allowed}}
         return self
 
-    def derive(self, derivation: Derivation) -> WriteBatch:
+    def derive(self, derivation: Derivation, *, new: bool = False) -> WriteBatch:
         """Add a lineage edge ``(derived)-[:DERIVED_FROM]->(base)``."""
         if derivation.op not in DERIVATION_OPS:
             raise InvalidInput(f"unknown derivation op {derivation.op!r}; one of {DERIVATION_OPS}")
@@ -95,6 +105,7 @@ class WriteBatch:
             "DERIVED_FROM",
             ("ModelVersion", derivation.derived),
             ("ModelVersion", derivation.base),
+            new=new,
             op=derivation.op,
             query=derivation.query,
             at=derivation.at,
@@ -103,13 +114,13 @@ class WriteBatch:
     def statements(self, dialect: Dialect) -> list[Statement]:
         """The batch as statements: all nodes first, then all relationships."""
         out = [
-            _merge_nodes(dialect, label, list(rows.values()))
-            for label, rows in self._nodes.items()
+            _write_nodes(dialect, label, list(rows.values()), new)
+            for (label, new), rows in self._nodes.items()
             if rows
         ]
         out += [
-            _merge_rels(dialect, rel, a, b, list(rows.values()))
-            for (rel, a, b), rows in self._rels.items()
+            _write_rels(dialect, rel, a, b, list(rows.values()), new)
+            for (rel, a, b, new), rows in self._rels.items()
             if rows
         ]
         return out
@@ -123,25 +134,34 @@ def _ref(x: Entity | NodeRef) -> NodeRef:
     return x
 
 
-def _merge_nodes(dialect: Dialect, label: str, rows: list[dict[str, Any]]) -> Statement:
+def _write_nodes(dialect: Dialect, label: str, rows: list[dict[str, Any]], new: bool) -> Statement:
     key, props = NODES[label]
-    sets = ", ".join(
-        f"n.`{p}` = {dialect.value(f'row.`{p}`', t)}" for p, t in props.items() if p != key
-    )
+    if new:
+        fields = ", ".join(f"`{p}`: {dialect.value(f'row.`{p}`', t)}" for p, t in props.items())
+        return Statement(f"UNWIND $rows AS row CREATE (n:{label} {{{fields}}})", {"rows": rows})
     cypher = f"UNWIND $rows AS row MERGE (n:{label} {{`{key}`: row.`{key}`}})"
-    return Statement(cypher + (f" SET {sets}" if sets else ""), {"rows": rows})
+    on_create = _sets(dialect, props, skip={key})
+    on_match = _sets(dialect, props, skip={key, "created_at"})  # creation time never moves
+    cypher += f" ON CREATE SET {on_create}" if on_create else ""
+    cypher += f" ON MATCH SET {on_match}" if on_match else ""
+    return Statement(cypher, {"rows": rows})
 
 
-def _merge_rels(
-    dialect: Dialect, rel: str, a: str, b: str, rows: list[dict[str, Any]]
+def _sets(dialect: Dialect, props: dict[str, str], skip: set[str]) -> str:
+    return ", ".join(
+        f"n.`{p}` = {dialect.value(f'row.`{p}`', t)}" for p, t in props.items() if p not in skip
+    )
+
+
+def _write_rels(
+    dialect: Dialect, rel: str, a: str, b: str, rows: list[dict[str, Any]], new: bool
 ) -> Statement:
     _, props = RELS[rel]
     sets = ", ".join(f"r.`{p}` = {dialect.value(f'row.`{p}`', t)}" for p, t in props.items())
     cypher = (
         f"UNWIND $rows AS row MATCH (a:{a} {{`{NODES[a][0]}`: row.src}}) "
-        f"MATCH (b:{b} {{`{NODES[b][0]}`: row.dst}}) MERGE (a)-[r:{rel}]->(b)"
-        + (f" SET {sets}" if sets else "")
-        + " RETURN count(r) AS n"
+        f"MATCH (b:{b} {{`{NODES[b][0]}`: row.dst}}) {'CREATE' if new else 'MERGE'} "
+        f"(a)-[r:{rel}]->(b)" + (f" SET {sets}" if sets else "") + " RETURN count(r) AS n"
     )
     return Statement(cypher, {"rows": rows}, expect=len(rows))
 

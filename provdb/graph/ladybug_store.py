@@ -142,7 +142,7 @@ class LadybugStore(GraphStore):
             try:
                 out = [checked(s, _execute(conn, s.cypher, s.params)) for s in statements]
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             _execute(conn, "COMMIT")
             return out
@@ -161,6 +161,15 @@ class LadybugStore(GraphStore):
             self._held = None
             conn.close()
             db.close()
+
+
+def _rollback(conn: ladybug.Connection) -> None:
+    """Roll back, unless LadybugDB already did (it aborts the transaction on a runtime error)."""
+    try:
+        conn.execute("ROLLBACK")
+    except RuntimeError as exc:
+        if "No active transaction" not in str(exc):
+            raise
 
 
 def _execute(

@@ -316,3 +316,18 @@ def test_read_only_store_refuses_writes(tmp_path) -> None:
         s.setup()
     with open_store(path, read_only=True) as ro, pytest.raises(GraphError, match="read-only"):
         ro.put(Model(name="m"))
+
+
+def test_create_only_items_refuse_an_existing_key_and_roll_back(store: GraphStore) -> None:
+    store.put(ModelVersion(id="v", name="m"))
+    batch = WriteBatch().add(Model(name="m")).add(ModelVersion(id="v", name="dup"), new=True)
+    with pytest.raises(GraphError):
+        store.write(batch)
+    assert store.get(ModelVersion, "v").name == "m"
+    assert store.count("Model") == 0
+
+
+def test_merge_keeps_the_creation_time(store: GraphStore) -> None:
+    store.put(Model(name="m", created_at="2020-01-01T00:00:00+00:00"))
+    store.put(Model(name="m", created_at="2026-01-01T00:00:00+00:00"))
+    assert store.get(Model, "m").created_at == "2020-01-01T00:00:00+00:00"

@@ -62,8 +62,9 @@ def encode_arg(value: Any, input_index: Callable[[Any], int | None]) -> Any:
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"$dict": {k: encode_arg(v, input_index) for k, v in value.items()}}
     if isinstance(value, slice):
-        return {"$slice": [encode_arg(v, input_index) for v in (value.start, value.stop,
-                                                                value.step)]}
+        return {
+            "$slice": [encode_arg(v, input_index) for v in (value.start, value.stop, value.step)]
+        }
     if isinstance(value, torch.dtype):
         return {"$dtype": str(value).removeprefix("torch.")}
     if value is Ellipsis:
@@ -282,21 +283,29 @@ _FACTORIES: dict[str, Callable[[Layer], nn.Module]] = {
     "FC": _fc,
     "Dropout": lambda layer: nn.Dropout(layer.attrs.get("p", 0.5)),
     "BatchNorm": _batchnorm,
-    "Flatten": lambda layer: nn.Flatten(layer.attrs.get("start_dim", 1),
-                                        layer.attrs.get("end_dim", -1)),
+    "Flatten": lambda layer: nn.Flatten(
+        layer.attrs.get("start_dim", 1), layer.attrs.get("end_dim", -1)
+    ),
     "Softmax": lambda layer: nn.Softmax(dim=layer.attrs.get("dim", 1)),
     "LRN": lambda layer: nn.LocalResponseNorm(
-        layer.attrs["size"], layer.attrs.get("alpha", 1e-4), layer.attrs.get("beta", 0.75),
-        layer.attrs.get("k", 1.0)),
+        layer.attrs["size"],
+        layer.attrs.get("alpha", 1e-4),
+        layer.attrs.get("beta", 0.75),
+        layer.attrs.get("k", 1.0),
+    ),
     "Add": lambda layer: _Sum(),
     "Concat": lambda layer: _Concat(layer.attrs.get("dim", 1)),
     "Embedding": lambda layer: nn.Embedding(
-        layer.attrs["num_embeddings"], layer.attrs["embedding_dim"],
-        padding_idx=layer.attrs.get("padding_idx")),
+        layer.attrs["num_embeddings"],
+        layer.attrs["embedding_dim"],
+        padding_idx=layer.attrs.get("padding_idx"),
+    ),
     "LayerNorm": lambda layer: nn.LayerNorm(
-        layer.attrs["normalized_shape"], eps=layer.attrs.get("eps", 1e-5),
+        layer.attrs["normalized_shape"],
+        eps=layer.attrs.get("eps", 1e-5),
         elementwise_affine=layer.attrs.get("elementwise_affine", True),
-        bias=layer.attrs.get("bias", True)),
+        bias=layer.attrs.get("bias", True),
+    ),
     "Other": _other,
 }
 
@@ -311,8 +320,10 @@ def _fill(module: nn.Module, filler: str, layer: Layer) -> None:
     elif filler == "xavier":
         nn.init.xavier_uniform_(weight)
     else:
-        raise InvalidInput(f"layer {layer.name!r} has unknown weight_filler {filler!r}; "
-                           "use msra, xavier or default")
+        raise InvalidInput(
+            f"layer {layer.name!r} has unknown weight_filler {filler!r}; "
+            "use msra, xavier or default"
+        )
     if isinstance(getattr(module, "bias", None), nn.Parameter):
         nn.init.zeros_(module.bias)
 

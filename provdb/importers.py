@@ -142,10 +142,14 @@ def _conv_attrs(m: nn.modules.conv._ConvNd) -> dict[str, Any] | None:
         return None
     dims = len(m.kernel_size)
     return {
-        "in_channels": m.in_channels, "out_channels": m.out_channels,
-        "kernel_size": list(m.kernel_size), "stride": list(m.stride),
-        "padding": _ints(m.padding, dims), "dilation": list(m.dilation),
-        "groups": m.groups, "bias": m.bias is not None,
+        "in_channels": m.in_channels,
+        "out_channels": m.out_channels,
+        "kernel_size": list(m.kernel_size),
+        "stride": list(m.stride),
+        "padding": _ints(m.padding, dims),
+        "dilation": list(m.dilation),
+        "groups": m.groups,
+        "bias": m.bias is not None,
     }
 
 
@@ -160,8 +164,10 @@ def _pool_attrs(m: nn.Module) -> tuple[str, dict[str, Any]] | None:
         return None
     dims = int(name[-2])
     attrs = {
-        "kernel_size": _ints(m.kernel_size, dims), "stride": _ints(m.stride or m.kernel_size, dims),
-        "padding": _ints(m.padding, dims), "ceil_mode": bool(m.ceil_mode),
+        "kernel_size": _ints(m.kernel_size, dims),
+        "stride": _ints(m.stride or m.kernel_size, dims),
+        "padding": _ints(m.padding, dims),
+        "ceil_mode": bool(m.ceil_mode),
     }
     if mode == "MAX":
         attrs["dilation"] = _ints(m.dilation, dims)
@@ -177,22 +183,47 @@ def _torch_module_layer(m: nn.Module) -> tuple[str, str, dict[str, Any]]:
         return simple[type(m)], "", {}
     if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d) and (attrs := _conv_attrs(m)):
         return "Conv", "", attrs
-    pools = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-             nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-             nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+    pools = (
+        nn.MaxPool1d,
+        nn.MaxPool2d,
+        nn.MaxPool3d,
+        nn.AvgPool1d,
+        nn.AvgPool2d,
+        nn.AvgPool3d,
+        nn.AdaptiveAvgPool1d,
+        nn.AdaptiveAvgPool2d,
+        nn.AdaptiveAvgPool3d,
+        nn.AdaptiveMaxPool1d,
+        nn.AdaptiveMaxPool2d,
+        nn.AdaptiveMaxPool3d,
+    )
     if type(m) in pools and (pool := _pool_attrs(m)):
         return "Pool", pool[0], pool[1]
     if type(m) is nn.Linear:
-        return "FC", "", {"in_features": m.in_features, "out_features": m.out_features,
-                          "bias": m.bias is not None}
+        return (
+            "FC",
+            "",
+            {
+                "in_features": m.in_features,
+                "out_features": m.out_features,
+                "bias": m.bias is not None,
+            },
+        )
     if type(m) is nn.Dropout:
         return "Dropout", "", {"p": m.p}
     if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
-        return "BatchNorm", "", {
-            "num_features": m.num_features, "eps": m.eps, "momentum": m.momentum,
-            "affine": m.affine, "track_running_stats": m.track_running_stats,
-            "dims": int(type(m).__name__[-2]),
-        }
+        return (
+            "BatchNorm",
+            "",
+            {
+                "num_features": m.num_features,
+                "eps": m.eps,
+                "momentum": m.momentum,
+                "affine": m.affine,
+                "track_running_stats": m.track_running_stats,
+                "dims": int(type(m).__name__[-2]),
+            },
+        )
     if type(m) is nn.Flatten:
         return "Flatten", "", {"start_dim": m.start_dim, "end_dim": m.end_dim}
     if type(m) is nn.Softmax:
@@ -200,12 +231,26 @@ def _torch_module_layer(m: nn.Module) -> tuple[str, str, dict[str, Any]]:
     if type(m) is nn.LocalResponseNorm:
         return "LRN", "", {"size": m.size, "alpha": m.alpha, "beta": m.beta, "k": m.k}
     if type(m) is nn.Embedding and m.max_norm is None and not m.sparse:
-        return "Embedding", "", {"num_embeddings": m.num_embeddings,
-                                 "embedding_dim": m.embedding_dim, "padding_idx": m.padding_idx}
+        return (
+            "Embedding",
+            "",
+            {
+                "num_embeddings": m.num_embeddings,
+                "embedding_dim": m.embedding_dim,
+                "padding_idx": m.padding_idx,
+            },
+        )
     if type(m) is nn.LayerNorm:
-        return "LayerNorm", "", {"normalized_shape": list(m.normalized_shape), "eps": m.eps,
-                                 "elementwise_affine": m.elementwise_affine,
-                                 "bias": m.bias is not None}
+        return (
+            "LayerNorm",
+            "",
+            {
+                "normalized_shape": list(m.normalized_shape),
+                "eps": m.eps,
+                "elementwise_affine": m.elementwise_affine,
+                "bias": m.bias is not None,
+            },
+        )
     return "Other", "", _other_module_attrs(m)
 
 
@@ -217,8 +262,10 @@ def _other_module_attrs(m: nn.Module) -> dict[str, Any]:
         return attrs
     init: dict[str, Any] = {}
     for pname, param in inspect.signature(cls.__init__).parameters.items():
-        if pname in ("self", "device", "dtype") or param.kind in (param.VAR_POSITIONAL,
-                                                                  param.VAR_KEYWORD):
+        if pname in ("self", "device", "dtype") or param.kind in (
+            param.VAR_POSITIONAL,
+            param.VAR_KEYWORD,
+        ):
             continue
         if not hasattr(m, pname):
             continue
@@ -248,8 +295,7 @@ def _function_spec(node: torch.fx.Node) -> str:
         return f"Tensor.{node.target}"
     target = node.target
     name = getattr(target, "__name__", str(target))
-    for prefix, namespace in (("torch", torch), ("torch.nn.functional", F),
-                              ("operator", operator)):
+    for prefix, namespace in (("torch", torch), ("torch.nn.functional", F), ("operator", operator)):
         if getattr(namespace, name, None) is target:
             return f"{prefix}.{name}"
     return f"{getattr(target, '__module__', None) or '?'}.{name}"
@@ -262,9 +308,14 @@ def _arg(node: torch.fx.Node, index: int, key: str, default: Any) -> Any:
 
 
 _FUNC_TYPES: dict[str, str] = {
-    "torch.relu": "ReLU", "torch.nn.functional.relu": "ReLU", "Tensor.relu": "ReLU",
-    "torch.sigmoid": "Sigmoid", "torch.nn.functional.sigmoid": "Sigmoid",
-    "Tensor.sigmoid": "Sigmoid", "torch.tanh": "Tanh", "torch.nn.functional.tanh": "Tanh",
+    "torch.relu": "ReLU",
+    "torch.nn.functional.relu": "ReLU",
+    "Tensor.relu": "ReLU",
+    "torch.sigmoid": "Sigmoid",
+    "torch.nn.functional.sigmoid": "Sigmoid",
+    "Tensor.sigmoid": "Sigmoid",
+    "torch.tanh": "Tanh",
+    "torch.nn.functional.tanh": "Tanh",
     "Tensor.tanh": "Tanh",
 }
 
@@ -279,11 +330,16 @@ def _torch_function_layer(node: torch.fx.Node, spec: str) -> tuple[str, str, dic
     ):
         return "Add", "", {}
     if spec in ("torch.flatten", "Tensor.flatten") and set(node.kwargs) <= {"start_dim", "end_dim"}:
-        return "Flatten", "", {"start_dim": _arg(node, 1, "start_dim", 0),
-                               "end_dim": _arg(node, 2, "end_dim", -1)}
-    if spec == "torch.cat" and isinstance(node.args[0], list | tuple) and set(node.kwargs) <= {
-        "dim"
-    }:
+        return (
+            "Flatten",
+            "",
+            {"start_dim": _arg(node, 1, "start_dim", 0), "end_dim": _arg(node, 2, "end_dim", -1)},
+        )
+    if (
+        spec == "torch.cat"
+        and isinstance(node.args[0], list | tuple)
+        and set(node.kwargs) <= {"dim"}
+    ):
         if all(isinstance(a, torch.fx.Node) for a in node.args[0]):
             return "Concat", "", {"dim": _arg(node, 1, "dim", 0)}
     if spec in ("torch.nn.functional.softmax", "torch.softmax", "Tensor.softmax") and (
@@ -295,15 +351,23 @@ def _torch_function_layer(node: torch.fx.Node, spec: str) -> tuple[str, str, dic
         return "Dropout", "", {"p": _arg(node, 1, "p", 0.5)}
     if spec == "torch.nn.functional.max_pool2d" and not _arg(node, 6, "return_indices", False):
         kernel = _ints(_arg(node, 1, "kernel_size", None), 2)
-        return "Pool", "MAX", {
-            "kernel_size": kernel, "stride": _ints(_arg(node, 2, "stride", None) or kernel, 2),
-            "padding": _ints(_arg(node, 3, "padding", 0), 2),
-            "dilation": _ints(_arg(node, 4, "dilation", 1), 2),
-            "ceil_mode": bool(_arg(node, 5, "ceil_mode", False)),
-        }
+        return (
+            "Pool",
+            "MAX",
+            {
+                "kernel_size": kernel,
+                "stride": _ints(_arg(node, 2, "stride", None) or kernel, 2),
+                "padding": _ints(_arg(node, 3, "padding", 0), 2),
+                "dilation": _ints(_arg(node, 4, "dilation", 1), 2),
+                "ceil_mode": bool(_arg(node, 5, "ceil_mode", False)),
+            },
+        )
     if spec == "torch.nn.functional.adaptive_avg_pool2d":
-        return "Pool", "AVG", {"adaptive": True,
-                               "output_size": _ints(_arg(node, 1, "output_size", None), 2)}
+        return (
+            "Pool",
+            "AVG",
+            {"adaptive": True, "output_size": _ints(_arg(node, 1, "output_size", None), 2)},
+        )
     return None
 
 
@@ -326,8 +390,13 @@ class _TorchImport:
         self.used.add(candidate)
         return candidate
 
-    def add(self, node: torch.fx.Node, name: str, kind: tuple[str, str, dict[str, Any]],
-            refs: list[torch.fx.Node]) -> None:
+    def add(
+        self,
+        node: torch.fx.Node,
+        name: str,
+        kind: tuple[str, str, dict[str, Any]],
+        refs: list[torch.fx.Node],
+    ) -> None:
         type_, mode, attrs = kind
         self.layers.append(Layer(name, type_, mode, attrs))
         self.edges += [(self.names[r], name) for r in refs]
@@ -340,8 +409,10 @@ class _TorchImport:
         def index(value: Any) -> int | None:
             return next(position) if isinstance(value, torch.fx.Node) else None
 
-        return {"args": encode_arg(list(node.args), index),
-                "kwargs": encode_arg(dict(node.kwargs), index)["$dict"]}
+        return {
+            "args": encode_arg(list(node.args), index),
+            "kwargs": encode_arg(dict(node.kwargs), index)["$dict"],
+        }
 
     def module_node(self, node: torch.fx.Node) -> None:
         target = str(node.target)
@@ -428,9 +499,14 @@ def from_torch(module: nn.Module, example_input: Any = None) -> tuple[NetworkDef
 # =========================================================================================
 
 _ELEM_TYPES: dict[int, str] = {
-    TensorProto.FLOAT: "float32", TensorProto.DOUBLE: "float64", TensorProto.FLOAT16: "float16",
-    TensorProto.INT64: "int64", TensorProto.INT32: "int32", TensorProto.BOOL: "bool",
-    TensorProto.UINT8: "uint8", TensorProto.INT8: "int8",
+    TensorProto.FLOAT: "float32",
+    TensorProto.DOUBLE: "float64",
+    TensorProto.FLOAT16: "float16",
+    TensorProto.INT64: "int64",
+    TensorProto.INT32: "int32",
+    TensorProto.BOOL: "bool",
+    TensorProto.UINT8: "uint8",
+    TensorProto.INT8: "int8",
 }
 _INLINE_LIMIT = 64
 
@@ -517,8 +593,10 @@ def _spatial(n: _OnnxNode, kernel: list[int]) -> tuple[dict[str, Any], bool] | N
     dims = len(kernel)
     pads = n.attrs.get("pads", [0] * 2 * dims)
     auto_pad = n.attrs.get("auto_pad", "NOTSET")
-    attrs: dict[str, Any] = {"kernel_size": list(kernel), "stride": n.attrs.get("strides",
-                                                                               [1] * dims)}
+    attrs: dict[str, Any] = {
+        "kernel_size": list(kernel),
+        "stride": n.attrs.get("strides", [1] * dims),
+    }
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         if any(s != 1 for s in attrs["stride"]) or any(k % 2 == 0 for k in kernel):
             return None
@@ -542,9 +620,14 @@ def _onnx_conv(n: _OnnxNode) -> Handled | None:
     if spatial is None:
         return None
     groups = n.attrs.get("group", 1)
-    attrs = {"in_channels": int(weight.shape[1]) * groups, "out_channels": int(weight.shape[0]),
-             **spatial[0], "dilation": n.attrs.get("dilations", [1] * len(kernel)),
-             "groups": groups, "bias": bias is not None}
+    attrs = {
+        "in_channels": int(weight.shape[1]) * groups,
+        "out_channels": int(weight.shape[0]),
+        **spatial[0],
+        "dilation": n.attrs.get("dilations", [1] * len(kernel)),
+        "groups": groups,
+        "bias": bias is not None,
+    }
     params = {"weight": weight} | ({"bias": bias} if bias is not None else {})
     return "Conv", "", attrs, params
 
@@ -565,14 +648,23 @@ def _onnx_pool(n: _OnnxNode) -> Handled | None:
 def _onnx_gemm(n: _OnnxNode) -> Handled | None:
     b, c = n.const(1), n.const(2)
     a = n.attrs
-    if (b is None or b.ndim != 2 or n.dynamic() != [0] or a.get("transA", 0)
-            or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0):
+    if (
+        b is None
+        or b.ndim != 2
+        or n.dynamic() != [0]
+        or a.get("transA", 0)
+        or a.get("alpha", 1.0) != 1.0
+        or a.get("beta", 1.0) != 1.0
+    ):
         return None
     weight = b if a.get("transB", 0) else np.ascontiguousarray(b.T)
     if len(n.inputs) > 2 and n.inputs[2] and (c is None or c.shape != (weight.shape[0],)):
         return None
-    attrs = {"in_features": int(weight.shape[1]), "out_features": int(weight.shape[0]),
-             "bias": c is not None}
+    attrs = {
+        "in_features": int(weight.shape[1]),
+        "out_features": int(weight.shape[0]),
+        "bias": c is not None,
+    }
     return "FC", "", attrs, {"weight": weight} | ({"bias": c} if c is not None else {})
 
 
@@ -580,8 +672,12 @@ def _onnx_matmul(n: _OnnxNode) -> Handled | None:
     b = n.const(1)
     if b is None or b.ndim != 2 or n.dynamic() != [0]:
         return None
-    attrs = {"in_features": int(b.shape[0]), "out_features": int(b.shape[1]), "bias": False,
-             "onnx_op": "MatMul"}
+    attrs = {
+        "in_features": int(b.shape[0]),
+        "out_features": int(b.shape[1]),
+        "bias": False,
+        "onnx_op": "MatMul",
+    }
     return "FC", "", attrs, {"weight": np.ascontiguousarray(b.T)}
 
 
@@ -590,8 +686,13 @@ def _onnx_batchnorm(n: _OnnxNode) -> Handled | None:
     if any(x is None for x in arrays) or n.dynamic() != [0]:
         return None
     momentum = round(1.0 - float(n.attrs.get("momentum", 0.9)), 6)
-    attrs = {"num_features": int(arrays[0].shape[0]), "eps": n.attrs.get("epsilon", 1e-5),
-             "momentum": momentum, "affine": True, "track_running_stats": True}
+    attrs = {
+        "num_features": int(arrays[0].shape[0]),
+        "eps": n.attrs.get("epsilon", 1e-5),
+        "momentum": momentum,
+        "affine": True,
+        "track_running_stats": True,
+    }
     names = ("weight", "bias", "running_mean", "running_var")
     return "BatchNorm", "", attrs, dict(zip(names, arrays))
 
@@ -638,16 +739,28 @@ def _onnx_softmax(n: _OnnxNode) -> Handled | None:
 
 def _onnx_lrn(n: _OnnxNode) -> Handled | None:
     a = n.attrs
-    return "LRN", "", {"size": a["size"], "alpha": a.get("alpha", 1e-4),
-                       "beta": a.get("beta", 0.75), "k": a.get("bias", 1.0)}, {}
+    return (
+        "LRN",
+        "",
+        {
+            "size": a["size"],
+            "alpha": a.get("alpha", 1e-4),
+            "beta": a.get("beta", 0.75),
+            "k": a.get("bias", 1.0),
+        },
+        {},
+    )
 
 
 def _onnx_gather(n: _OnnxNode) -> Handled | None:
     weight = n.const(0)
     if weight is None or weight.ndim != 2 or n.dynamic() != [1] or n.attrs.get("axis", 0) != 0:
         return None
-    attrs = {"num_embeddings": int(weight.shape[0]), "embedding_dim": int(weight.shape[1]),
-             "padding_idx": None}
+    attrs = {
+        "num_embeddings": int(weight.shape[0]),
+        "embedding_dim": int(weight.shape[1]),
+        "padding_idx": None,
+    }
     return "Embedding", "", attrs, {"weight": weight}
 
 
@@ -655,20 +768,36 @@ def _onnx_layernorm(n: _OnnxNode) -> Handled | None:
     scale, bias = n.const(1), n.const(2)
     if scale is None or n.dynamic() != [0] or n.attrs.get("axis", -1) != -scale.ndim:
         return None
-    attrs = {"normalized_shape": list(scale.shape), "eps": n.attrs.get("epsilon", 1e-5),
-             "elementwise_affine": True, "bias": bias is not None}
+    attrs = {
+        "normalized_shape": list(scale.shape),
+        "eps": n.attrs.get("epsilon", 1e-5),
+        "elementwise_affine": True,
+        "bias": bias is not None,
+    }
     return "LayerNorm", "", attrs, {"weight": scale} | ({"bias": bias} if bias is not None else {})
 
 
 _ONNX_HANDLERS: dict[str, Callable[[_OnnxNode], Handled | None]] = {
-    "Conv": _onnx_conv, "MaxPool": _onnx_pool, "AveragePool": _onnx_pool,
-    "GlobalAveragePool": _onnx_global_pool, "GlobalMaxPool": _onnx_global_pool,
-    "Relu": _onnx_simple("ReLU"), "Sigmoid": _onnx_simple("Sigmoid"),
-    "Tanh": _onnx_simple("Tanh"), "Identity": _onnx_simple("Identity"),
-    "Gemm": _onnx_gemm, "MatMul": _onnx_matmul, "BatchNormalization": _onnx_batchnorm,
-    "Dropout": _onnx_dropout, "Flatten": _onnx_flatten, "Softmax": _onnx_softmax,
-    "LRN": _onnx_lrn, "Add": _onnx_variadic("Add"), "Sum": _onnx_variadic("Add"),
-    "Concat": _onnx_variadic("Concat"), "Gather": _onnx_gather,
+    "Conv": _onnx_conv,
+    "MaxPool": _onnx_pool,
+    "AveragePool": _onnx_pool,
+    "GlobalAveragePool": _onnx_global_pool,
+    "GlobalMaxPool": _onnx_global_pool,
+    "Relu": _onnx_simple("ReLU"),
+    "Sigmoid": _onnx_simple("Sigmoid"),
+    "Tanh": _onnx_simple("Tanh"),
+    "Identity": _onnx_simple("Identity"),
+    "Gemm": _onnx_gemm,
+    "MatMul": _onnx_matmul,
+    "BatchNormalization": _onnx_batchnorm,
+    "Dropout": _onnx_dropout,
+    "Flatten": _onnx_flatten,
+    "Softmax": _onnx_softmax,
+    "LRN": _onnx_lrn,
+    "Add": _onnx_variadic("Add"),
+    "Sum": _onnx_variadic("Add"),
+    "Concat": _onnx_variadic("Concat"),
+    "Gather": _onnx_gather,
     "LayerNormalization": _onnx_layernorm,
 }
 
@@ -688,8 +817,11 @@ def _onnx_other(n: _OnnxNode) -> Handled:
             params[f"in{i}"] = const
         else:
             slots.append(_inline(const))
-    attrs: dict[str, Any] = {"op": n.node.op_type, "onnx_inputs": slots,
-                             "onnx_attrs": _typed_attrs(n.node)}
+    attrs: dict[str, Any] = {
+        "op": n.node.op_type,
+        "onnx_inputs": slots,
+        "onnx_attrs": _typed_attrs(n.node),
+    }
     if n.node.domain not in ("", "ai.onnx"):
         attrs["onnx_domain"] = n.node.domain
     else:
@@ -699,8 +831,9 @@ def _onnx_other(n: _OnnxNode) -> Handled:
 
 def _typed_attrs(node: onnx.NodeProto) -> dict[str, list[Any]]:
     values = _attr_values(node)
-    return {a.name: [AttributeProto.AttributeType.Name(a.type), values[a.name]]
-            for a in node.attribute}
+    return {
+        a.name: [AttributeProto.AttributeType.Name(a.type), values[a.name]] for a in node.attribute
+    }
 
 
 def _input_layer(value: onnx.ValueInfoProto) -> Layer:
@@ -742,14 +875,16 @@ def from_onnx(
             used.add(value.name)
     for index, node in enumerate(graph.node):
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and len(node.output):
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t) if (
-                node.attribute[0].name == "value") else np.asarray(
-                helper.get_attribute_value(node.attribute[0]))
+            consts[node.output[0]] = (
+                numpy_helper.to_array(node.attribute[0].t)
+                if (node.attribute[0].name == "value")
+                else np.asarray(helper.get_attribute_value(node.attribute[0]))
+            )
             continue
         name = _unique(node.name or f"{node.op_type}_{index}", used)
         n = _OnnxNode(node, consts, opset)
         handler = _ONNX_HANDLERS.get(node.op_type)
-        handled = (handler(n) if handler and node.domain in ("", "ai.onnx") else None)
+        handled = handler(n) if handler and node.domain in ("", "ai.onnx") else None
         type_, mode, attrs, params = handled or _onnx_other(n)
         for i in n.dynamic():
             value_name = node.input[i]
@@ -789,8 +924,9 @@ class _OnnxWriter:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[TensorProto] = []
 
-    def tensor(self, layer: Layer, param: str, transform: Callable[[np.ndarray], np.ndarray]
-               = lambda a: a) -> str:
+    def tensor(
+        self, layer: Layer, param: str, transform: Callable[[np.ndarray], np.ndarray] = lambda a: a
+    ) -> str:
         key = f"{layer.name}.{param}"
         if key not in self.tensors:
             raise InvalidInput(f"to_onnx needs tensor {key!r} for layer {layer.name!r}")
@@ -802,17 +938,21 @@ class _OnnxWriter:
         self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
-    def node(self, op: str, layer: Layer, inputs: list[str], domain: str = "",
-             **attrs: Any) -> None:
-        self.nodes.append(helper.make_node(op, inputs, [layer.name], name=layer.name,
-                                           domain=domain, **attrs))
+    def node(
+        self, op: str, layer: Layer, inputs: list[str], domain: str = "", **attrs: Any
+    ) -> None:
+        self.nodes.append(
+            helper.make_node(op, inputs, [layer.name], name=layer.name, domain=domain, **attrs)
+        )
 
 
 def _export_spatial(a: Mapping[str, Any]) -> dict[str, Any]:
     kernel = list(a["kernel_size"])
     dims = len(kernel)
-    out: dict[str, Any] = {"kernel_shape": kernel, "strides": _ints(a.get("stride") or kernel,
-                                                                    dims)}
+    out: dict[str, Any] = {
+        "kernel_shape": kernel,
+        "strides": _ints(a.get("stride") or kernel, dims),
+    }
     padding = a.get("padding", 0)
     if "pads" in a:
         out["pads"] = list(a["pads"])
@@ -830,11 +970,17 @@ def _export_layer(w: _OnnxWriter, layer: Layer, ins: list[str]) -> None:  # noqa
     if t in simple:
         w.node(simple[t], layer, ins)
     elif t == "Conv":
-        params = [w.tensor(layer, "weight")] + ([w.tensor(layer, "bias")] if a.get("bias", True)
-                                               else [])
-        w.node("Conv", layer, ins + params, **_export_spatial(a),
-               dilations=_ints(a.get("dilation", 1), len(a["kernel_size"])),
-               group=int(a.get("groups", 1)))
+        params = [w.tensor(layer, "weight")] + (
+            [w.tensor(layer, "bias")] if a.get("bias", True) else []
+        )
+        w.node(
+            "Conv",
+            layer,
+            ins + params,
+            **_export_spatial(a),
+            dilations=_ints(a.get("dilation", 1), len(a["kernel_size"])),
+            group=int(a.get("groups", 1)),
+        )
     elif t == "Pool":
         _export_pool(w, layer, ins)
     elif t == "FC":
@@ -848,18 +994,31 @@ def _export_layer(w: _OnnxWriter, layer: Layer, ins: list[str]) -> None:  # noqa
         w.node("Dropout", layer, ins + [ratio])
     elif t == "BatchNorm":
         params = [w.tensor(layer, p) for p in ("weight", "bias", "running_mean", "running_var")]
-        w.node("BatchNormalization", layer, ins + params, epsilon=float(a.get("eps", 1e-5)),
-               momentum=1.0 - float(a.get("momentum") or 0.1))
+        w.node(
+            "BatchNormalization",
+            layer,
+            ins + params,
+            epsilon=float(a.get("eps", 1e-5)),
+            momentum=1.0 - float(a.get("momentum") or 0.1),
+        )
     elif t == "Flatten":
         if (a.get("start_dim", 1), a.get("end_dim", -1)) != (1, -1):
             raise InvalidInput(f"cannot export Flatten {layer.name!r} with {a} to ONNX")
         w.node("Flatten", layer, ins, axis=1)
     elif t == "Softmax":
-        w.node("Softmax", layer, ins, axis=int(a.get("dim", -1) if a.get("dim") is not None
-                                                else -1))
+        w.node(
+            "Softmax", layer, ins, axis=int(a.get("dim", -1) if a.get("dim") is not None else -1)
+        )
     elif t == "LRN":
-        w.node("LRN", layer, ins, size=int(a["size"]), alpha=float(a.get("alpha", 1e-4)),
-               beta=float(a.get("beta", 0.75)), bias=float(a.get("k", 1.0)))
+        w.node(
+            "LRN",
+            layer,
+            ins,
+            size=int(a["size"]),
+            alpha=float(a.get("alpha", 1e-4)),
+            beta=float(a.get("beta", 0.75)),
+            bias=float(a.get("k", 1.0)),
+        )
     elif t == "Add":
         w.node("Add" if len(ins) == 2 else "Sum", layer, ins)
     elif t == "Concat":
@@ -867,10 +1026,16 @@ def _export_layer(w: _OnnxWriter, layer: Layer, ins: list[str]) -> None:  # noqa
     elif t == "Embedding":
         w.node("Gather", layer, [w.tensor(layer, "weight")] + ins, axis=0)
     elif t == "LayerNorm":
-        params = [w.tensor(layer, "weight")] + ([w.tensor(layer, "bias")] if a.get("bias", True)
-                                               else [])
-        w.node("LayerNormalization", layer, ins + params, axis=-len(a["normalized_shape"]),
-               epsilon=float(a.get("eps", 1e-5)))
+        params = [w.tensor(layer, "weight")] + (
+            [w.tensor(layer, "bias")] if a.get("bias", True) else []
+        )
+        w.node(
+            "LayerNormalization",
+            layer,
+            ins + params,
+            axis=-len(a["normalized_shape"]),
+            epsilon=float(a.get("eps", 1e-5)),
+        )
     else:
         _export_other(w, layer, ins)
 
@@ -880,8 +1045,10 @@ def _export_pool(w: _OnnxWriter, layer: Layer, ins: list[str]) -> None:
     if a.get("global") or (a.get("adaptive") and all(s == 1 for s in _ints(a["output_size"], 1))):
         w.node(f"Global{kind}Pool", layer, ins)
     elif a.get("adaptive"):
-        raise InvalidInput(f"cannot export adaptive pooling {layer.name!r} "
-                           f"(output_size {a['output_size']}) to ONNX")
+        raise InvalidInput(
+            f"cannot export adaptive pooling {layer.name!r} "
+            f"(output_size {a['output_size']}) to ONNX"
+        )
     else:
         extra: dict[str, Any] = {"ceil_mode": int(bool(a.get("ceil_mode", False)))}
         if layer.mode == "MAX":
@@ -910,8 +1077,11 @@ def _export_other(w: _OnnxWriter, layer: Layer, ins: list[str]) -> None:
         else:
             inputs.append(w.const(f"{layer.name}.const{i}", _from_inline(slot)))
     attributes = [
-        helper.make_attribute(name, _attr_value(type_name, value),
-                              attr_type=AttributeProto.AttributeType.Value(type_name))
+        helper.make_attribute(
+            name,
+            _attr_value(type_name, value),
+            attr_type=AttributeProto.AttributeType.Value(type_name),
+        )
         for name, (type_name, value) in a.get("onnx_attrs", {}).items()
     ]
     w.node(a["op"], layer, inputs, domain=a.get("onnx_domain", ""))
@@ -940,13 +1110,21 @@ def _output_infos(model: onnx.ModelProto, names: list[str]) -> list[onnx.ValueIn
     except (onnx.shape_inference.InferenceError, RuntimeError, ValueError):
         inferred = []
     known = {v.name: v for v in inferred if v.type.tensor_type.HasField("shape")}
-    return [known.get(name) or helper.make_tensor_value_info(
-        name, TensorProto.FLOAT, [f"{name}_d{i}" for i in range(2)]) for name in names]
+    return [
+        known.get(name)
+        or helper.make_tensor_value_info(
+            name, TensorProto.FLOAT, [f"{name}_d{i}" for i in range(2)]
+        )
+        for name in names
+    ]
 
 
 def to_onnx(
-    net: NetworkDef, tensors: Mapping[str, Any], path: str | os.PathLike[str] | None = None,
-    *, opset: int = 17,
+    net: NetworkDef,
+    tensors: Mapping[str, Any],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    opset: int = 17,
 ) -> onnx.ModelProto:
     """An ONNX model of ``net`` with ``tensors`` as initializers, written to ``path`` if given.
 

@@ -53,10 +53,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "base_lr": self.base_lr >= 0, "momentum": 0 <= self.momentum < 1,
-            "weight_decay": self.weight_decay >= 0, "batch_size": self.batch_size > 0,
-            "iterations": self.iterations >= 0, "eval_every": self.eval_every >= 0,
-            "log_every": self.log_every >= 0, "checkpoint_every": self.checkpoint_every >= 0,
+            "base_lr": self.base_lr >= 0,
+            "momentum": 0 <= self.momentum < 1,
+            "weight_decay": self.weight_decay >= 0,
+            "batch_size": self.batch_size > 0,
+            "iterations": self.iterations >= 0,
+            "eval_every": self.eval_every >= 0,
+            "log_every": self.log_every >= 0,
+            "checkpoint_every": self.checkpoint_every >= 0,
             "num_threads": self.num_threads > 0,
         }
         for name, ok in checks.items():
@@ -195,8 +199,10 @@ def _fit_input(net: NetworkDef, x: np.ndarray) -> np.ndarray:
     if not isinstance(shape, list) or None in shape or list(x.shape[1:]) == shape:
         return x
     if math.prod(shape) != math.prod(x.shape[1:]):
-        raise InvalidInput(f"data samples have shape {list(x.shape[1:])}, network input "
-                           f"{inputs[0].name!r} expects {shape}")
+        raise InvalidInput(
+            f"data samples have shape {list(x.shape[1:])}, network input "
+            f"{inputs[0].name!r} expects {shape}"
+        )
     return x.reshape(len(x), *shape)
 
 
@@ -212,8 +218,10 @@ def _param_groups(module: NetworkModule, config: TrainConfig) -> list[dict[str, 
     names = module.net.names
     for pname, param in module.named_parameters():
         layer = layer_of(pname, names) or pname
-        mult = next((float(m) for glob, m in config.lr_mult.items()
-                     if fnmatch.fnmatchcase(layer, glob)), 1.0)
+        mult = next(
+            (float(m) for glob, m in config.lr_mult.items() if fnmatch.fnmatchcase(layer, glob)),
+            1.0,
+        )
         if mult == 0:
             param.requires_grad_(False)
             continue
@@ -225,11 +233,10 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.n
     while True:
         order = rng.permutation(n)
         for start in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
-            yield order[start:start + batch_size]
+            yield order[start : start + batch_size]
 
 
-def _module_for(net: NetworkDef, tensors: Mapping[str, Any] | None,
-                x: np.ndarray) -> NetworkModule:
+def _module_for(net: NetworkDef, tensors: Mapping[str, Any] | None, x: np.ndarray) -> NetworkModule:
     module = build_module(net, tensors)
     materialize(module, torch.from_numpy(x[:2]))
     return module
@@ -265,8 +272,12 @@ def train(
         torch.manual_seed(config.seed)
         module = _module_for(net, tensors, x_train)
         groups = _param_groups(module, config)
-        optimizer = torch.optim.SGD(groups or [{"params": []}], lr=config.base_lr,
-                                    momentum=config.momentum, weight_decay=config.weight_decay)
+        optimizer = torch.optim.SGD(
+            groups or [{"params": []}],
+            lr=config.base_lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
         rng = np.random.default_rng(config.seed)
         x_all, y_all = torch.from_numpy(x_train), torch.from_numpy(data.y_train)
         batches = _batches(len(x_all), config.batch_size, rng)
@@ -275,8 +286,9 @@ def train(
             idx = torch.from_numpy(next(batches))
             loss = _loss(net, module(x_all[idx]), y_all[idx])
             if not torch.isfinite(loss):
-                raise InvalidInput(f"training diverged at step {step} (loss {loss.item()}); "
-                                   "lower base_lr")
+                raise InvalidInput(
+                    f"training diverged at step {step} (loss {loss.item()}); lower base_lr"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -307,14 +319,15 @@ def evaluate(
     return _evaluate_module(module, net, dataset, top_k)
 
 
-def _evaluate_module(module: NetworkModule, net: NetworkDef, data: Dataset,
-                     top_k: tuple[int, ...]) -> dict[str, float]:
+def _evaluate_module(
+    module: NetworkModule, net: NetworkDef, data: Dataset, top_k: tuple[int, ...]
+) -> dict[str, float]:
     x = torch.from_numpy(_fit_input(net, data.x_test))
     y = torch.from_numpy(data.y_test)
     was_training = module.training
     module.eval()
     with torch.no_grad():
-        out = torch.cat([module(x[i:i + 512]) for i in range(0, len(x), 512)])
+        out = torch.cat([module(x[i : i + 512]) for i in range(0, len(x), 512)])
         loss = float(_loss(net, out, y).item())
         ranked = out.argsort(dim=1, descending=True)
     module.train(was_training)

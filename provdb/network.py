@@ -24,8 +24,23 @@ FORMAT = "provdb.network/1"
 #: Canonical layer types (``docs/network-format.md``).
 LAYER_TYPES: frozenset[str] = frozenset(
     {
-        "Input", "Conv", "Pool", "ReLU", "Sigmoid", "Tanh", "FC", "Dropout", "BatchNorm",
-        "Flatten", "Softmax", "LRN", "Add", "Concat", "Identity", "Embedding", "LayerNorm",
+        "Input",
+        "Conv",
+        "Pool",
+        "ReLU",
+        "Sigmoid",
+        "Tanh",
+        "FC",
+        "Dropout",
+        "BatchNorm",
+        "Flatten",
+        "Softmax",
+        "LRN",
+        "Add",
+        "Concat",
+        "Identity",
+        "Embedding",
+        "LayerNorm",
         "Other",
     }
 )
@@ -84,8 +99,12 @@ class Layer:
 
     def replace(self, **changes: Any) -> Layer:
         """A copy with some fields changed (``attrs`` is copied, never shared)."""
-        fields = {"name": self.name, "type": self.type, "mode": self.mode,
-                  "attrs": dict(self.attrs)}
+        fields = {
+            "name": self.name,
+            "type": self.type,
+            "mode": self.mode,
+            "attrs": dict(self.attrs),
+        }
         fields.update(changes)
         return Layer(**fields)
 

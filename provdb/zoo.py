@@ -19,10 +19,21 @@ def _chain(layers: list[Layer]) -> NetworkDef:
 
 def _conv(name: str, cin: int, cout: int, kernel: int = 3) -> Layer:
     pad = kernel // 2
-    return Layer(name, "Conv", "", {
-        "in_channels": cin, "out_channels": cout, "kernel_size": [kernel, kernel],
-        "stride": [1, 1], "padding": [pad, pad], "dilation": [1, 1], "groups": 1, "bias": True,
-    })
+    return Layer(
+        name,
+        "Conv",
+        "",
+        {
+            "in_channels": cin,
+            "out_channels": cout,
+            "kernel_size": [kernel, kernel],
+            "stride": [1, 1],
+            "padding": [pad, pad],
+            "dilation": [1, 1],
+            "groups": 1,
+            "bias": True,
+        },
+    )
 
 
 def _pool(name: str, mode: str) -> Layer:
@@ -42,13 +53,19 @@ def digits_cnn(
     c, h, w = input_shape
     if h % 4 or w % 4:
         raise InvalidInput(f"digits_cnn needs a height and width divisible by 4, got {h}×{w}")
-    return _chain([
-        Layer("data", "Input", "", {"shape": [c, h, w]}),
-        _conv("conv1", c, channels[0]), Layer("relu1", "ReLU"), _pool("pool1", "MAX"),
-        _conv("conv2", channels[0], channels[1]), Layer("relu2", "ReLU"), _pool("pool2", "MAX"),
-        Layer("flatten", "Flatten", "", {"start_dim": 1, "end_dim": -1}),
-        _fc("fc1", channels[1] * (h // 4) * (w // 4), num_classes),
-    ])
+    return _chain(
+        [
+            Layer("data", "Input", "", {"shape": [c, h, w]}),
+            _conv("conv1", c, channels[0]),
+            Layer("relu1", "ReLU"),
+            _pool("pool1", "MAX"),
+            _conv("conv2", channels[0], channels[1]),
+            Layer("relu2", "ReLU"),
+            _pool("pool2", "MAX"),
+            Layer("flatten", "Flatten", "", {"start_dim": 1, "end_dim": -1}),
+            _fc("fc1", channels[1] * (h // 4) * (w // 4), num_classes),
+        ]
+    )
 
 
 def alexnet(
@@ -89,20 +106,27 @@ def alexnet(
             layers.append(_pool(f"pool{k}", mode))
             h, w = h // 2, w // 2
             if k == 1 and lrn:
-                layers.append(Layer("norm1", "LRN", "", {"size": 3, "alpha": 1e-4, "beta": 0.75,
-                                                         "k": 1.0}))
+                layers.append(
+                    Layer("norm1", "LRN", "", {"size": 3, "alpha": 1e-4, "beta": 0.75, "k": 1.0})
+                )
         cin = cout
     if h < 1 or w < 1:
         raise InvalidInput(f"input {list(input_shape)} is too small for the pooling chosen")
     layers += [
         Layer("flatten", "Flatten", "", {"start_dim": 1, "end_dim": -1}),
-        _fc("fc6", cin * h * w, hidden), Layer("relu6", "ReLU"),
+        _fc("fc6", cin * h * w, hidden),
+        Layer("relu6", "ReLU"),
         Layer("drop6", "Dropout", "", {"p": 0.5}),
-        _fc("fc7", hidden, hidden), Layer("relu7", "ReLU"),
+        _fc("fc7", hidden, hidden),
+        Layer("relu7", "ReLU"),
         Layer("drop7", "Dropout", "", {"p": 0.5}),
         _fc("fc8", hidden, num_classes),
     ]
     if weight_filler != "default":
-        layers = [layer.replace(attrs={**layer.attrs, "weight_filler": weight_filler})
-                  if layer.type in ("Conv", "FC") else layer for layer in layers]
+        layers = [
+            layer.replace(attrs={**layer.attrs, "weight_filler": weight_filler})
+            if layer.type in ("Conv", "FC")
+            else layer
+            for layer in layers
+        ]
     return _chain(layers)

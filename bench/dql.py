@@ -1,0 +1,569 @@
+"""DQL benchmark: compile time, and ``select`` latency on 1k and 10k versions × ~20 layers.
+
+Two parts:
+
+* **compile**: ``dql.compile(text, dialect=...)`` for the paper's four queries (Q4 resolves its
+  saved ``"query3"``), both dialects — median / p95 over many iterations;
+* **select**: a mix of selects run exactly as the executor runs them (``dql.compile`` then one
+  ``store.run_read(cypher, params)``) on the embedded LadybugDB store and on Neo4j 5.26, once
+  the graph holds each size of repository — p50 / p95 latency. Every answer is checked against
+  the set (or, with ``order by … limit``, the list) computed in Python from the generated data,
+  so the benchmark also proves the queries right.
+
+The repository is written straight through the graph layer (no weights, no archive: a select
+only touches the graph): AlexNet-like 19–20 layer networks (:func:`provdb.zoo.alexnet`) with
+MAX, AVG or no pooling after conv1/3/5 drawn at random, names from five families
+(``alexnet_v…``, ``alexnet-origin-…``, ``alexnet-avgv1-…``, ``resnet-…``, ``vgg_…``),
+``created_at`` spread over 2014–2026, hyper-parameters (``base_lr``, ``momentum``,
+``optimizer``) and a ``loss`` series per version. Sizes grow one store incrementally (the 10k
+repository is the 1k one plus 9k versions). The embedded store's timed loop runs inside one
+``store.session()``; the cost of opening the database, which each ``dlv query`` pays once, is
+reported on its own. Neo4j comes from ``$NEO4J_URI`` or a throw-away Maven-provisioned server
+(:mod:`provdb.neo4j_server`, 2 GiB heap, 1 GiB page cache). Usage::
+
+    .venv/bin/python bench/dql.py                     # 1,000 and 10,000 versions
+    .venv/bin/python bench/dql.py --sizes 1000 --backends ladybug --reps 10
+    .venv/bin/python bench/dql.py --explain           # also print Neo4j PROFILE summaries
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import math
+import os
+import platform
+import random
+import re
+import runpy
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+# This file is named dql.py: drop its folder from the path so `import dql` is the package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import dql  # noqa: E402
+from provdb.entities import Model, ModelVersion  # noqa: E402
+from provdb.graph import GraphStore, WriteBatch, open_store  # noqa: E402
+from provdb.network import NetworkDef  # noqa: E402
+from provdb.versioning import metadata_batch, network_batch  # noqa: E402
+from provdb.zoo import alexnet  # noqa: E402
+
+FAMILIES = ("alexnet_v", "alexnet-origin-", "alexnet-avgv1-", "resnet-", "vgg_")
+MODELS_PER_FAMILY = 50
+POOL_CHOICES = ("MAX", "AVG", None)
+LRS = (0.1, 0.01, 0.001)
+_PAPER = _HERE.parent / "tests" / "dql" / "paper_queries.py"
+PAPER_QUERIES: dict[str, str] = runpy.run_path(str(_PAPER))["PAPER_QUERIES"]
+T0 = datetime(2014, 1, 1, tzinfo=UTC).timestamp()
+T1 = datetime(2026, 12, 31, tzinfo=UTC).timestamp()
+PER_TXN = 100
+
+
+# -- the generated repository, as Python data ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Version:
+    """What the benchmark knows about one generated version (to compute expected answers)."""
+
+    id: str
+    name: str
+    created_at: str
+    network: NetworkDef
+    params: dict[str, object]
+    loss: list[float] = field(default_factory=list)
+
+
+_NETS: dict[tuple[str | None, ...], NetworkDef] = {}
+
+
+def make_version(i: int) -> Version:
+    """Version ``i``: deterministic in ``i`` alone, so sizes can grow one store."""
+    rng = random.Random(i)
+    family = FAMILIES[rng.randrange(len(FAMILIES))]
+    pools = tuple(rng.choice(POOL_CHOICES) for _ in range(3))
+    if pools not in _NETS:
+        _NETS[pools] = alexnet(pools=list(pools))
+    ts = datetime.fromtimestamp(rng.uniform(T0, T1), tz=UTC).replace(microsecond=0)
+    steps = 10
+    start, end = rng.uniform(1.5, 2.5), rng.uniform(0.05, 1.2)
+    loss = [start + (end - start) * k / (steps - 1) for k in range(steps)]
+    return Version(
+        id=f"v{i:06d}",
+        name=f"{family}{rng.randrange(MODELS_PER_FAMILY)}",
+        created_at=ts.isoformat(),
+        network=_NETS[pools],
+        params={
+            "base_lr": rng.choice(LRS),
+            "momentum": 0.9,
+            "optimizer": rng.choice(("sgd", "adam")),
+        },
+        loss=loss,
+    )
+
+
+def version_batch(v: Version, batch: WriteBatch) -> None:
+    """The graph nodes and edges of one version (what a commit writes, minus snapshots)."""
+    node = ModelVersion(
+        id=v.id,
+        name=v.name,
+        created_at=v.created_at,
+        author="bench",
+        framework="pytorch",
+        network=v.network.to_json(),
+    )
+    batch.add(Model(name=v.name, created_at=v.created_at), node)
+    batch.relate("VERSION_OF", node, ("Model", v.name))
+    network_batch(batch, node, v.network)
+    metadata_batch(batch, node, v.params, {"loss": (list(range(len(v.loss))), v.loss)})
+
+
+def load(store: GraphStore, versions: list[Version]) -> float:
+    """Write ``versions``, ``PER_TXN`` per transaction; returns seconds."""
+    hold = getattr(store, "hold", None)
+    start = time.perf_counter()
+    with hold() if hold else nullcontext():
+        for lo in range(0, len(versions), PER_TXN):
+            batch = WriteBatch()
+            for v in versions[lo : lo + PER_TXN]:
+                version_batch(v, batch)
+            store.write(batch)
+    return time.perf_counter() - start
+
+
+# -- the selects and their expected answers, computed independently of dql -----------------
+
+
+def like(pattern: str) -> Callable[[str], bool]:
+    """SQL ``like`` (``%``, ``_``, backslash escapes) as a predicate, written here from scratch."""
+    out, chars = [], iter(pattern)
+    for ch in chars:
+        if ch == "\\":
+            out.append(re.escape(next(chars, "\\")))
+        else:
+            out.append({"%": ".*", "_": "."}.get(ch, re.escape(ch)))
+    rx = re.compile("".join(out), re.S)
+    return lambda s: rx.fullmatch(s) is not None
+
+
+def next_has(v: Version, layers: Callable[[str], bool], typ: str, mode: str | None) -> bool:
+    """Whether some layer whose name passes ``layers`` has a successor of ``typ``/``mode``."""
+    net = v.network
+    return any(
+        net.layer(dst).type == typ and (mode is None or net.layer(dst).mode == mode)
+        for src, dst in net.edges
+        if layers(src)
+    )
+
+
+@dataclass(frozen=True)
+class Query:
+    """One benchmarked select: its DQL and how to compute its answer from the data."""
+
+    key: str
+    text: str
+    expect: Callable[[list[Version]], list[str]]
+    ordered: bool = False
+
+
+def _ids(pred: Callable[[Version], bool]) -> Callable[[list[Version]], list[str]]:
+    return lambda vs: sorted(v.id for v in vs if pred(v))
+
+
+_ALEXNET = like("alexnet_%")
+_ORIGIN = like("alexnet-origin%")
+
+QUERIES = (
+    Query(
+        "Q1 (paper, verbatim)",
+        PAPER_QUERIES["query1"],
+        _ids(
+            lambda v: (
+                _ALEXNET(v.name)
+                and v.created_at > "2015-11-22"
+                and next_has(v, lambda n: n in ("conv1", "conv3", "conv5"), "Pool", "MAX")
+            )
+        ),
+    ),
+    Query(
+        "name like only",
+        'select m where m.name like "alexnet-origin%"',
+        _ids(lambda v: _ORIGIN(v.name)),
+    ),
+    Query(
+        "structural has only",
+        'select m where m["conv*"].next has POOL("AVG")',
+        _ids(lambda v: next_has(v, lambda n: fnmatch.fnmatchcase(n, "conv*"), "Pool", "AVG")),
+    ),
+    Query(
+        "hyper-parameter + metric",
+        'select m where m.params.base_lr = 0.01 and m.params.optimizer = "adam" '
+        'and m["loss"] < 0.5',
+        _ids(
+            lambda v: (
+                v.params["base_lr"] == 0.01 and v.params["optimizer"] == "adam" and v.loss[-1] < 0.5
+            )
+        ),
+    ),
+    Query(
+        "order by loss limit 10",
+        'select m where m.name like "alexnet%" and m.creation_time >= "2020-01-01" '
+        'order by m["loss"] asc limit 10',
+        lambda vs: [
+            v.id
+            for v in sorted(
+                (v for v in vs if v.name.startswith("alexnet") and v.created_at >= "2020-01-01"),
+                key=lambda v: v.loss[-1],
+            )[:10]
+        ],
+        ordered=True,
+    ),
+    Query(
+        "order by time desc limit 10",
+        "select m where m.params.base_lr < 0.05 order by m.creation_time desc limit 10",
+        lambda vs: [
+            v.id
+            for v in sorted(
+                (v for v in vs if v.params["base_lr"] < 0.05),
+                key=lambda v: v.created_at,
+                reverse=True,
+            )[:10]
+        ],
+        ordered=True,
+    ),
+)
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def p95(xs: list[float]) -> float:
+    """The 95th percentile (nearest rank), robust for small samples."""
+    ys = sorted(xs)
+    return ys[min(len(ys) - 1, math.ceil(0.95 * len(ys)) - 1)]
+
+
+def bench_compile(iters: int) -> list[dict]:
+    """Median / p95 milliseconds of ``dql.compile`` per paper query and dialect."""
+    rows = []
+    for key, text in PAPER_QUERIES.items():
+        for dialect in ("neo4j", "ladybug"):
+            compiled = dql.compile(text, dialect=dialect, resolve=PAPER_QUERIES.get)
+            times = []
+            for _ in range(iters):
+                t = time.perf_counter()
+                dql.compile(text, dialect=dialect, resolve=PAPER_QUERIES.get)
+                times.append(time.perf_counter() - t)
+            rows.append(
+                {
+                    "query": key,
+                    "kind": compiled.kind,
+                    "dialect": dialect,
+                    "p50_ms": statistics.median(times) * 1e3,
+                    "p95_ms": p95(times) * 1e3,
+                    "cypher_chars": len(_cypher_of(compiled)),
+                }
+            )
+    return rows
+
+
+def _cypher_of(compiled: dql.CompiledQuery) -> str:
+    """The query's Cypher; for evaluate, that of the query it ranges over."""
+    if not compiled.cypher and isinstance(compiled.source, dql.CompiledQuery):
+        return compiled.source.cypher
+    return compiled.cypher
+
+
+def run_select(store: GraphStore, text: str) -> list[dict]:
+    """Exactly what the executor does for a select: compile, then one round trip."""
+    compiled = dql.compile(text, dialect=store.dialect.name)
+    return store.run_read(compiled.cypher, compiled.params)
+
+
+def bench_selects(
+    store: GraphStore, backend: str, versions: list[Version], reps: int, warmup: int
+) -> list[dict]:
+    """p50 / p95 latency and a correctness check of every query on the current store."""
+    expected = {q.key: q.expect(versions) for q in QUERIES}
+    session = getattr(store, "session", None)
+    times: dict[str, list[float]] = {q.key: [] for q in QUERIES}
+    ok: dict[str, bool] = {}
+    rows_back: dict[str, int] = {}
+    with session() if session else nullcontext():
+        for q in QUERIES:
+            for _ in range(warmup):
+                got = run_select(store, q.text)
+            ids = [r["id"] for r in got]
+            ok[q.key] = (ids if q.ordered else sorted(ids)) == expected[q.key]
+            rows_back[q.key] = len(ids)
+            if not ok[q.key]:
+                print(
+                    f"MISMATCH {backend} {q.key}: got {len(ids)}, expected {len(expected[q.key])}",
+                    file=sys.stderr,
+                )
+        floor: list[float] = []
+        for _ in range(reps):  # interleaved, so background noise hits every query alike
+            for q in QUERIES:
+                t = time.perf_counter()
+                run_select(store, q.text)
+                times[q.key].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            store.run_read("RETURN 1 AS x")
+            floor.append(time.perf_counter() - t)
+    server = server_times(store, reps) if store.dialect.name == "neo4j" else {}
+    base = {
+        "backend": backend,
+        "versions": len(versions),
+        "layers": sum(len(v.network) for v in versions),
+    }
+    return [
+        {
+            **base,
+            "query": "round-trip floor (`RETURN 1`)",
+            "rows": 1,
+            "expected": 1,
+            "ok": True,
+            "p50_ms": statistics.median(floor) * 1e3,
+            "p95_ms": p95(floor) * 1e3,
+            "server_ms": None,
+        }
+    ] + [
+        {
+            **base,
+            "query": q.key,
+            "rows": rows_back[q.key],
+            "expected": len(expected[q.key]),
+            "ok": ok[q.key],
+            "p50_ms": statistics.median(times[q.key]) * 1e3,
+            "p95_ms": p95(times[q.key]) * 1e3,
+            "server_ms": server.get(q.key),
+        }
+        for q in QUERIES
+    ]
+
+
+def server_times(store: GraphStore, reps: int) -> dict[str, float]:
+    """Neo4j's own p50 milliseconds per query (result available + consumed), driver excluded."""
+    driver = store._driver  # noqa: SLF001 - benchmark introspection only
+    out: dict[str, list[float]] = {q.key: [] for q in QUERIES}
+    for _ in range(reps):
+        for q in QUERIES:
+            compiled = dql.compile(q.text, dialect="neo4j")
+            _, summary, _ = driver.execute_query(compiled.cypher, compiled.params)
+            out[q.key].append(summary.result_available_after + summary.result_consumed_after)
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def open_cost(store: GraphStore, samples: int = 7) -> float | None:
+    """Median milliseconds to open and close the embedded database read-only (once per CLI)."""
+    if not hasattr(store, "session") or store.dialect.name != "ladybug":
+        return None
+    times = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        with store.session():
+            store.run_read("RETURN 1 AS x")
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def profile(store: GraphStore) -> None:
+    """Print Neo4j's PROFILE summary (operators, rows, db hits) for every benchmarked query."""
+    driver = store._driver  # noqa: SLF001 - benchmark introspection only
+    for q in QUERIES:
+        compiled = dql.compile(q.text, dialect="neo4j")
+        _, summary, _ = driver.execute_query("PROFILE " + compiled.cypher, compiled.params)
+        print(f"\n== PROFILE {q.key}\n{compiled.cypher}")
+        print(f"db hits: {_dbhits(summary.profile)}")
+        _print_plan(summary.profile)
+
+
+def _dbhits(plan: dict) -> int:
+    return plan.get("dbHits", 0) + sum(_dbhits(c) for c in plan.get("children", []))
+
+
+def _print_plan(plan: dict, depth: int = 0) -> None:
+    args = plan.get("args", {})
+    detail = str(args.get("Details", ""))[:110]
+    print(
+        f"{'  ' * depth}{plan['operatorType']} rows={plan.get('rows')} "
+        f"hits={plan.get('dbHits')} {detail}"
+    )
+    for child in plan.get("children", []):
+        _print_plan(child, depth + 1)
+
+
+# -- backends --------------------------------------------------------------------------------
+
+
+@contextmanager
+def neo4j_uri() -> Iterator[str]:
+    """``$NEO4J_URI``, or a throw-away Maven-provisioned server."""
+    if os.environ.get("NEO4J_URI"):
+        yield os.environ["NEO4J_URI"]
+        return
+    from provdb.neo4j_server import Neo4jServer, free_port
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Neo4jServer(port=free_port(), instance_dir=tmp, heap_max="2g", pagecache="1g")
+        server.fetch()
+        server.start(detach=False)
+        try:
+            yield server.uri
+        finally:
+            server.stop()
+
+
+@contextmanager
+def fresh_store(backend: str, uri: str | None) -> Iterator[GraphStore]:
+    """An empty store of ``backend``."""
+    if backend == "neo4j":
+        with open_store(uri) as store:
+            store.setup()
+            store.clear()
+            yield store
+        return
+    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "g.lbdb") as store:
+        store.setup()
+        yield store
+
+
+def bench_backend(backend: str, sizes: list[int], uri: str | None, args) -> tuple[list, dict]:
+    """Select rows for one backend, plus load times and the open cost."""
+    rows, extra = [], {"load_s": {}, "open_ms": None}
+    versions: list[Version] = []
+    with fresh_store(backend, uri) as store:
+        for n in sorted(sizes):
+            new = [make_version(i) for i in range(len(versions), n)]
+            extra["load_s"][n] = load(store, new)
+            versions += new
+            if backend == "neo4j":
+                store.run_read("CALL db.awaitIndexes(300)")
+            print(f"{backend}: {n:,} versions loaded in {extra['load_s'][n]:.1f} s", flush=True)
+            rows += bench_selects(store, backend, versions, args.reps, args.warmup)
+            for r in rows[-len(QUERIES) :]:
+                print(r, flush=True)
+            if args.explain and backend == "neo4j":
+                profile(store)
+        extra["open_ms"] = open_cost(store)
+    return rows, extra
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def compile_table(rows: list[dict]) -> str:
+    head = (
+        "| query | kind | dialect | compile p50 ms | compile p95 ms | Cypher chars (evaluate: "
+        "its source's) |\n"
+        "|---|---|---|---:|---:|---:|\n"
+    )
+    return head + "".join(
+        f"| {r['query']} | {r['kind']} | {r['dialect']} | {r['p50_ms']:.2f} "
+        f"| {r['p95_ms']:.2f} | {r['cypher_chars']} |\n"
+        for r in rows
+    )
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def select_table(rows: list[dict]) -> str:
+    head = (
+        "| backend | versions | layers | query | rows | expected | correct "
+        "| p50 ms | p95 ms | Neo4j server p50 ms |\n"
+        "|---|---:|---:|---|---:|---:|:-:|---:|---:|---:|\n"
+    )
+    return head + "".join(
+        f"| {r['backend']} | {r['versions']:,} | {r['layers']:,} | {r['query']} | {r['rows']} "
+        f"| {r['expected']} | {'yes' if r['ok'] else '**NO**'} | {r['p50_ms']:.1f} "
+        f"| {r['p95_ms']:.1f} | {_ms(r['server_ms'])} |\n"
+        for r in rows
+    )
+
+
+def query_list() -> str:
+    return "".join(f"- **{q.key}**: `{' '.join(q.text.split())}`\n" for q in QUERIES)
+
+
+def main() -> None:
+    """Run the benchmark and write bench/results/dql.md."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--backends", nargs="+", default=["ladybug", "neo4j"])
+    ap.add_argument("--reps", type=int, default=30, help="timed runs per select and size")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed runs per select and size")
+    ap.add_argument("--compile-iters", type=int, default=500)
+    ap.add_argument("--explain", action="store_true", help="print Neo4j PROFILE summaries")
+    ap.add_argument("--notes", help="a Markdown file appended to the results as notes")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "dql.md"))
+    args = ap.parse_args()
+
+    comp = bench_compile(args.compile_iters)
+    print(compile_table(comp), flush=True)
+    rows, extras = [], {}
+    if "ladybug" in args.backends:
+        r, extras["ladybug"] = bench_backend("ladybug", args.sizes, None, args)
+        rows += r
+    if "neo4j" in args.backends:
+        with neo4j_uri() as uri:
+            r, extras["neo4j"] = bench_backend("neo4j", args.sizes, uri, args)
+            rows += r
+
+    goal = [r for r in rows if r["backend"] == "neo4j" and r["versions"] >= 10000]
+    verdict = ""
+    if goal:
+        worst = max(r["p50_ms"] for r in goal)
+        verdict = (
+            f"\n**Goal** (DESIGN.md §10: one round trip, p50 ≤ 50 ms at 10k versions on Neo4j): "
+            f"worst p50 {worst:.1f} ms — {'met' if worst <= 50 else 'NOT met'}.\n"
+        )
+    loads = "".join(
+        f"- {b}: "
+        + ", then ".join(f"up to {n:,} versions in {s:.0f} s" for n, s in e["load_s"].items())
+        + (
+            f"; opening the database read-only costs {e['open_ms']:.0f} ms (median), once per "
+            "`dlv query`"
+            if e["open_ms"] is not None
+            else ""
+        )
+        + "\n"
+        for b, e in extras.items()
+    )
+    notes = Path(args.notes).read_text() if args.notes else ""
+    text = (
+        "# DQL benchmark\n\n"
+        f"`python bench/dql.py --sizes {' '.join(map(str, args.sizes))}` on "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
+        f"(shared machine: other benchmarks ran alongside, so read medians). Each select ran "
+        f"{args.warmup} untimed + {args.reps} timed times, interleaved with the others; "
+        "latency is compile + one `run_read` round trip, as the executor does it. Every "
+        "answer is checked against the set computed in Python from the generated data "
+        "(*correct*).\n\n"
+        f"## Compile (DQL → Cypher, {args.compile_iters} iterations each)\n\n"
+        + compile_table(comp)
+        + "\n## Select latency\n\n"
+        + query_list()
+        + "\n"
+        + select_table(rows)
+        + verdict
+        + "\nLoading (100 versions per transaction, graph only; each size adds to the last):\n\n"
+        + loads
+        + (f"\n## Notes\n\n{notes}" if notes else "")
+    )
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

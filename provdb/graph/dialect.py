@@ -14,14 +14,15 @@ from dataclasses import dataclass
 
 from provdb.graph.schema import NODES, RELS
 
-#: Properties worth an index on Neo4j besides each label's key.
-NEO4J_INDEXES: tuple[tuple[str, str], ...] = (
-    ("ModelVersion", "name"),
-    ("ModelVersion", "created_at"),
-    ("Layer", "name"),
-    ("Layer", "type"),
-    ("Hyperparameter", "name"),
-    ("Metric", "name"),
+#: Properties worth an index on Neo4j besides each label's key (tuples: composite indexes,
+#: for DQL's structural templates and metric/hyper-parameter comparisons).
+NEO4J_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ModelVersion", ("name",)),
+    ("ModelVersion", ("created_at",)),
+    ("Layer", ("name",)),
+    ("Layer", ("type", "mode")),
+    ("Hyperparameter", ("name", "num")),
+    ("Metric", ("name", "last")),
 )
 
 
@@ -58,8 +59,9 @@ def _neo4j_schema() -> list[str]:
         for label, (key, _) in NODES.items()
     ]
     stmts += [
-        f"CREATE INDEX {label.lower()}_{prop} IF NOT EXISTS FOR (n:{label}) ON (n.{prop})"
-        for label, prop in NEO4J_INDEXES
+        f"CREATE INDEX {label.lower()}_{'_'.join(props)} IF NOT EXISTS FOR (n:{label}) "
+        f"ON ({', '.join(f'n.{p}' for p in props)})"
+        for label, props in NEO4J_INDEXES
     ]
     return stmts
 

@@ -25,10 +25,15 @@ class DlvGroup(click.Group):
     """A click group that turns library errors into one readable line and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from storage import StorageError
+
         try:
             return super().invoke(ctx)
         except ProvDBError as exc:
             click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(1)
+        except StorageError as exc:  # the archive is a leaf library with its own errors
+            click.echo(f"error: archive: {exc}", err=True)
             ctx.exit(1)
 
 

@@ -151,6 +151,19 @@ def bench_backend(backend: str, sizes: list[int], uri: str | None) -> list[dict]
     return rows
 
 
+NOTES = """
+Notes:
+
+* A commit's nodes and edges are all new, so they are written with `CREATE` (a `MERGE` of a
+  new node cost ~6x more on LadybugDB); only the `Model` is merged.
+* Embedded lineage latency includes opening the database read-only (~30-40 ms), which every
+  `dlv` invocation pays once; the queries themselves take a few milliseconds.
+* Lineage is unbounded here, i.e. clamped to the dialect's 100 hops; at 10k versions the
+  chains are 500 deep, so the query walks 100 of them.
+* The machine is shared (2 cores); compare backends within one run, not across runs.
+"""
+
+
 def table(rows: list[dict]) -> str:
     """The results as a Markdown table."""
     head = (
@@ -185,6 +198,7 @@ def main() -> None:
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{LAYERS} layers, 3 hyper-parameters and one DERIVED_FROM edge per version.\n\n"
         + table(rows)
+        + NOTES
     )
     Path(args.out).write_text(text)
     print(text)

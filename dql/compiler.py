@@ -72,8 +72,7 @@ class Compiler:
 
     # -- select / slice / construct -------------------------------------------------------
     def _compile_select(self, query: exp.Select) -> CompiledQuery:
-        where = self._where(query, {query.this.this})
-        clauses = [f"MATCH ({V}:{s.VERSION})", *where]
+        clauses = self._match(query, {query.this.this})
         carry = [V]
         order_items, order_columns = self._order(query, clauses, carry)
         columns = (*s.VERSION_COLUMNS, *(c for c in order_columns if c not in s.VERSION_COLUMNS))
@@ -117,7 +116,7 @@ class Compiler:
     def _derive(
         self, kind: t.Literal["slice", "construct"], query: exp.Query, bindings: list[Binding]
     ) -> CompiledQuery:
-        clauses = [f"MATCH ({V}:{s.VERSION})", *self._where(query, set())]
+        clauses = self._match(query, set())
         extra, items = self.gen.binding_clauses([V], bindings)
         clauses += extra
         returns = (*VERSION_RETURN, f"{V}.network AS network", *items)
@@ -138,17 +137,86 @@ class Compiler:
         )
 
     # -- where and sources ----------------------------------------------------------------
-    def _where(self, query: exp.Query, extra_vars: set[str]) -> list[str]:
-        """The WHERE clause of a query and of the select(s) it ranges over."""
-        conditions = self._source_conditions(query.args.get("source"))
+    def _match(self, query: exp.Query, extra_vars: set[str]) -> list[str]:
+        """The clauses that bind ``m`` to every version passing the query's filter.
+
+        Without anchors: ``MATCH (m:ModelVersion) WHERE <filter>``. When top-level conjuncts
+        of ``where`` (or of the select it ranges over) are anchorable (a ``has``, a metric or
+        hyper-parameter comparison; see :meth:`Generator.anchor`), their patterns become
+        ``MATCH`` clauses the planner may start from, followed by ``WITH DISTINCT m`` (one
+        row per version again) and the remaining ``EXISTS`` tests::
+
+            MATCH (m:ModelVersion)-[:HAS_LAYER]->(l0:Layer)-[:NEXT]->(n0:Layer)
+            WHERE <tests on m> AND <tests on l0, n0>
+            MATCH (m)-[:HAS_PARAM]->(h0:Hyperparameter)
+            WHERE <tests on h0>
+            WITH DISTINCT m
+            WHERE <other tests with subqueries>
+
+        Each anchor gets its own ``MATCH`` clause, so (as with separate ``EXISTS`` tests) two
+        conjuncts may be satisfied by the same relationship; tests on ``m`` alone join the
+        first one (index seeks); tests with subqueries run once per version, after
+        ``DISTINCT``. Without any anchorable conjunct the clauses are exactly the old
+        ``MATCH (m:ModelVersion) WHERE ...``.
+        """
+        items: list[_Item] = []
+        seek = any(self.gen.seeks_versions(c) for c in self._all_conjuncts(query))
+        self._filter(query, extra_vars, items, seek)
+        start = f"MATCH ({V}:{s.VERSION})"
+        anchors = [item.anchor for item in items if item.anchor is not None]
+        if not anchors:
+            if not items:
+                return [start]
+            return [start, "WHERE " + " AND ".join(item.text for item in items)]
+        first, *others = anchors
+        first_where = [
+            text
+            for item in items
+            if item.plain or item.anchor is first
+            for text in (item.anchor[1] if item.anchor is not None else [item.text])
+        ]
+        clauses = _match_clause(f"({V}:{s.VERSION})" + first[0][len(f"({V})") :], first_where)
+        for pattern, conditions in others:
+            clauses += _match_clause(pattern, conditions)
+        clauses.append(f"WITH DISTINCT {V}")
+        deferred = [item.text for item in items if not item.plain and item.anchor is None]
+        if deferred:
+            clauses.append("WHERE " + " AND ".join(deferred))
+        return clauses
+
+    def _all_conjuncts(self, query: exp.Query) -> t.Iterator[exp.Expression]:
+        """The top-level conjuncts of the filter: the source select's, then the query's own."""
+        source = query.args.get("source")
+        if source is not None and not isinstance(source.this, exp.Var):
+            try:
+                inner, _ = self._source_query(source.this)
+            except ResolveError:
+                inner = None  # reported by _source_filter
+            if isinstance(inner, exp.Select):
+                yield from self._all_conjuncts(inner)
+        yield from _conjuncts(query.args.get("where"))
+
+    def _filter(
+        self, query: exp.Query, extra_vars: set[str], items: list[_Item], seek: bool
+    ) -> None:
+        """Append the filter of the select(s) ``query`` ranges over, then its own ``where``."""
+        self._source_filter(query.args.get("source"), items, seek)
         where = query.args.get("where")
-        if where is not None:
-            self._check_vars(where, extra_vars | self._range_vars(query))
+        if where is None:
+            return
+        self._check_vars(where, extra_vars | self._range_vars(query))
+        conjuncts = list(_conjuncts(where))
+        if not any(self.gen.anchorable(c, seek) for c in conjuncts):
             text = self.gen.cypher(where)
-            conditions.append(f"({text})" if isinstance(where, exp.Or) else text)
-        if not conditions:
-            return []
-        return ["WHERE " + " AND ".join(conditions)]
+            items.append(_Item(f"({text})" if isinstance(where, exp.Or) else text, _plain(where)))
+            return
+        for conjunct in conjuncts:
+            if self.gen.anchorable(conjunct, seek):
+                items.append(_Item("", False, self.gen.anchor(conjunct)))
+                continue
+            text = self.gen.cypher(conjunct)
+            wrap = isinstance(conjunct, exp.Or)
+            items.append(_Item(f"({text})" if wrap else text, _plain(conjunct)))
 
     def _range_vars(self, query: exp.Query) -> set[str]:
         source = query.args.get("source")
@@ -164,9 +232,9 @@ class Compiler:
             names.add(query.this.this)
         return names
 
-    def _source_conditions(self, source: exp.Source | None) -> list[str]:
+    def _source_filter(self, source: exp.Source | None, items: list[_Item], seek: bool) -> None:
         if source is None or isinstance(source.this, exp.Var):
-            return []
+            return
         inner, text = self._source_query(source.this)
         if not isinstance(inner, exp.Select):
             raise UnsupportedError(
@@ -185,10 +253,9 @@ class Compiler:
             )
         saved_text, self.gen.text = self.gen.text, text
         try:
-            where = self._where(inner, {inner.this.this})
+            self._filter(inner, {inner.this.this}, items, seek)
         finally:
             self.gen.text = saved_text
-        return [where[0][len("WHERE ") :]] if where else []
 
     def _source_query(self, node: exp.Expression) -> tuple[exp.Query, str]:
         if isinstance(node, exp.Subquery):
@@ -265,6 +332,26 @@ class Compiler:
                 return node.this
             return Compiler(text, self.generator_class, self.resolve).compile(parse(text))
         return Compiler(self.text, self.generator_class, self.resolve).compile(node.this)
+
+
+class _Item(t.NamedTuple):
+    """One condition of a query's filter, in DQL order."""
+
+    text: str
+    #: Whether it only tests ``m``'s own properties (no subquery): it can sit in the first
+    #: ``MATCH``'s ``WHERE`` (index seeks) rather than after ``WITH DISTINCT m``.
+    plain: bool
+    #: The ``(pattern, conditions)`` of an anchored conjunct (then ``text`` is unused).
+    anchor: tuple[str, list[str]] | None = None
+
+
+def _plain(node: exp.Expression) -> bool:
+    return node.find(exp.Metric, exp.Param, exp.Has) is None
+
+
+def _match_clause(pattern: str, conditions: list[str]) -> list[str]:
+    where = ["WHERE " + " AND ".join(conditions)] if conditions else []
+    return [f"MATCH {pattern}", *where]
 
 
 def _restrictions(where: exp.Expression | None) -> dict[str, list[exp.Has]]:

@@ -32,6 +32,30 @@ SELECTS = [
         'select m from (select x where x.name like "alexnet%") where m.creation_time < "2016-02"',
         {"v1", "v3"},
     ),
+    # Anchored forms on Neo4j (a top-level has / metric / parameter test starts the match,
+    # then WITH DISTINCT m): the same sets as the EXISTS forms, one row per version.
+    (
+        'select m where m["conv*"].next has POOL("MAX") and m["accuracy"] >= 0.75',
+        {"v5", "v6", "v7", "v8"},
+    ),
+    ("select m where m.params.lr > 0.001 and m.params.lr < 0.05", {"v2", "v4", "v6", "v8"}),
+    (
+        'select m where m["conv*"].next has POOL() and m["conv*"].next has POOL("AVG") '
+        "and m.params.lr = 0.1",
+        {"v5"},
+    ),
+    (
+        'select m where m["pool*"] has POOL("MAX") and not m["conv1"].next has POOL() '
+        'and (m.name like "x%" or m["accuracy"] > 0.7)',
+        {"v6"},
+    ),
+    (
+        'select m from (select x where x["conv3"].next has POOL()) where m.name like "alexnet%"',
+        {"v3", "v4", "v6"},
+    ),
+    ('select m where m.name like "alexnet!_%" escape "!"', {"v1", "v2", "v3", "v6"}),
+    ('select m where m.name not like "alexnet%"', {"v8"}),
+    ('select m where m.params.optimizer like "s%" and m.id in ["v1", "v2"]', {"v1", "v2"}),
 ]
 
 
@@ -55,6 +79,12 @@ def check_order_limit(
         "select m order by m.params.lr, m.creation_time desc limit 2", dialect=dialect
     )
     assert [r["id"] for r in run(compiled.cypher, compiled.params)] == ["v8", "v6"]
+    compiled = dql.compile(  # Neo4j: anchored on the has, then ordered
+        'select m where m["conv*"].next has POOL("MAX") order by m["accuracy"] desc limit 3',
+        dialect=dialect,
+    )
+    assert ("WITH DISTINCT m" in compiled.cypher) == (dialect == "neo4j")
+    assert [r["id"] for r in run(compiled.cypher, compiled.params)] == ["v8", "v7", "v6"]
 
 
 def check_derivations(

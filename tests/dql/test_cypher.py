@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import LadybugGraph
+from dql_testdata import LadybugGraph
 
 import dql
 

@@ -7,7 +7,7 @@ import json
 import typing as t
 
 import pytest
-from conftest import LOAD, QUERY1_EXPECTED, VERSIONS, LadybugGraph, ladybug_ddl, load_params
+from dql_testdata import LOAD, QUERY1_EXPECTED, VERSIONS, LadybugGraph, ladybug_ddl, load_params
 from paper_queries import Q1, Q2, Q3
 
 import dql

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import alexnet
+from dql_testdata import alexnet
 from paper_queries import Q3
 
 import dql

@@ -411,16 +411,10 @@ def neo4j_uri() -> Iterator[str]:
     if os.environ.get("NEO4J_URI"):
         yield os.environ["NEO4J_URI"]
         return
-    from provdb.neo4j_server import Neo4jServer, free_port
+    from provdb.neo4j_server import temporary_server
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = Neo4jServer(port=free_port(), instance_dir=tmp, heap_max="2g", pagecache="1g")
-        server.fetch()
-        server.start(detach=False)
-        try:
-            yield server.uri
-        finally:
-            server.stop()
+    with temporary_server(heap_max="2g", pagecache="1g") as server:
+        yield server.uri
 
 
 @contextmanager

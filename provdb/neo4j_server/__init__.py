@@ -648,3 +648,18 @@ def _pom_digest() -> str:
     """SHA-256 of the packaged pom without comments and blanks: a dependency change re-fetches."""
     text = re.sub(r"<!--.*?-->", "", POM_PATH.read_text(), flags=re.S)
     return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def temporary_server(**options: str) -> Iterator[Neo4jServer]:
+    """A throw-away server on a free port with its own data in a temporary folder, stopped
+    (and its data removed) on exit; ``options`` are :class:`Neo4jServer` sizes (``heap_max``,
+    ``pagecache``). For benchmarks and scripts; the jars are fetched once into the home."""
+    with tempfile.TemporaryDirectory(prefix="provdb-neo4j-") as tmp:
+        server = Neo4jServer(port=free_port(), instance_dir=tmp, **options)
+        server.fetch()
+        server.start(detach=False)
+        try:
+            yield server
+        finally:
+            server.stop()

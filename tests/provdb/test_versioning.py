@@ -310,3 +310,29 @@ def test_a_killed_commit_leaves_a_consistent_repository(repo: Repository, tmp_pa
         assert r.archive.verify().ok
         r.gc()
         assert sorted(r.archive.list_snapshots()) == sorted(r.live_snapshots())
+
+
+def test_archive_replan_and_gc_keep_every_version_bit_exact(repo: Repository, model) -> None:
+    net, w = model
+    rng = np.random.default_rng(1)
+    ids, series = [], []
+    for i in range(5):  # a checkpoint-like series: each a small dense update of the last
+        w = {k: v + rng.normal(0, 1e-3, v.shape).astype(v.dtype) for k, v in w.items()}
+        parent = ids[-1] if ids else None
+        ids.append(repo.commit(f"ckpt{i}", net, w, parent=parent, op="finetune").version.id)
+        series.append(w)
+    copy_id = dlv(repo.root, "copy", ids[-1], "--name", "ckpt-copy").output.strip()
+    for alpha, algorithm in [("1", "spt"), ("1.5", "pas-mt"), ("4", "pas-pt"), ("2", "mst")]:
+        out = json.loads(
+            dlv(repo.root, "archive", "--budget", alpha, "--algorithm", algorithm, "--json").output
+        )
+        assert out["algorithm"] == algorithm
+        assert isinstance(out["budget_violations"], list)
+        for vid, expected in [*zip(ids, series), (copy_id, series[-1])]:
+            got = repo.weights(vid)
+            assert all(got[k].tobytes() == expected[k].tobytes() for k in expected), algorithm
+    assert "snapshots" in dlv(repo.root, "gc").output
+    assert repo.archive.verify().ok
+    out = dlv(repo.root, "archive", "--budget", "0.5", ok=False)
+    assert out.exit_code == 2
+    assert "0.5" in out.output

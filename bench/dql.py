@@ -38,10 +38,9 @@ import re
 import runpy
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,10 +51,13 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import dql  # noqa: E402
 from provdb.entities import Model, ModelVersion  # noqa: E402
-from provdb.graph import GraphStore, WriteBatch, open_store  # noqa: E402
+from provdb.graph import GraphStore, WriteBatch  # noqa: E402
 from provdb.network import NetworkDef  # noqa: E402
 from provdb.versioning import metadata_batch, network_batch  # noqa: E402
 from provdb.zoo import alexnet  # noqa: E402
+
+sys.path.append(str(_HERE))  # after `import dql`, so bench/dql.py cannot shadow it
+from _common import fresh_store, neo4j_uri  # noqa: E402
 
 FAMILIES = ("alexnet_v", "alexnet-origin-", "alexnet-avgv1-", "resnet-", "vgg_")
 MODELS_PER_FAMILY = 50
@@ -403,32 +405,6 @@ def _print_plan(plan: dict, depth: int = 0) -> None:
 
 
 # -- backends --------------------------------------------------------------------------------
-
-
-@contextmanager
-def neo4j_uri() -> Iterator[str]:
-    """``$NEO4J_URI``, or a throw-away Maven-provisioned server."""
-    if os.environ.get("NEO4J_URI"):
-        yield os.environ["NEO4J_URI"]
-        return
-    from provdb.neo4j_server import temporary_server
-
-    with temporary_server(heap_max="2g", pagecache="1g") as server:
-        yield server.uri
-
-
-@contextmanager
-def fresh_store(backend: str, uri: str | None) -> Iterator[GraphStore]:
-    """An empty store of ``backend``."""
-    if backend == "neo4j":
-        with open_store(uri) as store:
-            store.setup()
-            store.clear()
-            yield store
-        return
-    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "g.lbdb") as store:
-        store.setup()
-        yield store
 
 
 def bench_backend(backend: str, sizes: list[int], uri: str | None, args) -> tuple[list, dict]:

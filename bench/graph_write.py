@@ -22,14 +22,14 @@ import os
 import platform
 import random
 import statistics
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
+from _common import fresh_store, neo4j_uri
+
 from provdb.entities import Derivation, Hyperparameter, Layer, Model, ModelVersion
-from provdb.graph import GraphStore, WriteBatch, open_store
+from provdb.graph import GraphStore, WriteBatch
 
 LAYERS = 50
 FAMILIES = 20
@@ -90,32 +90,6 @@ def lineage_latency(store: GraphStore, n: int, samples: int = 50) -> list[float]
         store.lineage(vid)
         out.append(time.perf_counter() - t)
     return out
-
-
-@contextmanager
-def neo4j_uri() -> Iterator[str]:
-    """``$NEO4J_URI``, or a throw-away Maven-provisioned server."""
-    if os.environ.get("NEO4J_URI"):
-        yield os.environ["NEO4J_URI"]
-        return
-    from provdb.neo4j_server import temporary_server
-
-    with temporary_server(heap_max="2g", pagecache="1g") as server:
-        yield server.uri
-
-
-@contextmanager
-def fresh_store(backend: str, uri: str | None) -> Iterator[GraphStore]:
-    """An empty store of ``backend``."""
-    if backend == "neo4j":
-        with open_store(uri) as store:
-            store.setup()
-            store.clear()
-            yield store
-        return
-    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "g.lbdb") as store:
-        store.setup()
-        yield store
 
 
 def bench_backend(backend: str, sizes: list[int], uri: str | None) -> list[dict]:

@@ -30,7 +30,6 @@ def describe(repo: Repository, ref: str) -> dict[str, Any]:
         files = vs.files_of(graph, version.id)
         lineage = graph.lineage(version.id, depth=1, direction="both")
     net = vs.network_of(version) if version.network else None
-    storage = repo.archive.stats().per_snapshot
     return {
         "id": version.id,
         "name": version.name,
@@ -54,7 +53,12 @@ def describe(repo: Repository, ref: str) -> dict[str, Any]:
         },
         "files": [{"path": f.path, "digest": f.digest, "size": f.size} for f in files],
         "snapshots": [
-            {"id": s.id, "iteration": s.iteration, "latest": s.is_latest, **storage.get(s.id, {})}
+            {
+                "id": s.id,
+                "iteration": s.iteration,
+                "latest": s.is_latest,
+                **repo.archive.snapshot_stats(s.id),
+            }
             for s in snaps
         ],
         "parents": [{"id": e.base, "op": e.op} for e in lineage.edges if e.derived == version.id],
@@ -69,12 +73,12 @@ def _layer_row(layer: Any) -> dict[str, Any]:
 def diff(repo: Repository, refs: list[str], only_differences: bool = False) -> dict[str, Any]:
     """Compare versions against the first: layers added/removed/changed, edges, hyper-
     parameters, final metrics and per-tensor weight change (relative L2 distance)."""
-    versions = [repo.resolve(r) for r in refs]
-    nets = [vs.network_of(v) for v in versions]
-    with repo.graph.session():
+    with repo.graph.session():  # every graph read on one handle
+        versions = [repo.resolve(r) for r in refs]
         params = [vs.params_of(repo.graph, v.id) for v in versions]
         metrics = [vs.metrics_of(repo.graph, v.id) for v in versions]
-    weights = [repo.weights(v.id) for v in versions]
+        weights = [repo.weights(v.id) for v in versions]
+    nets = [vs.network_of(v) for v in versions]
     out = {
         "versions": [{"id": v.id, "name": v.name} for v in versions],
         "layers": _layer_diff(nets),

@@ -37,6 +37,7 @@ Public API
     Every non-NaN true value lies in ``[lo, hi]``; see the method for NaN/inf rules.
 ``has_snapshot(id)``, ``list_snapshots()``, ``manifest(id)``, ``delete_snapshot(id)``
 ``stats() -> ArchiveStats``  raw/stored bytes in total, per plane, per tensor, per snapshot.
+``snapshot_stats(id) -> {"raw", "stored"}``  one snapshot's bytes, without a full scan.
 ``verify() -> VerifyReport``  every chunk (CRC + SHA-256 key) and every tensor (decoded CRC).
 ``gc(live_snapshot_ids=None) -> GCResult``  drop unreferenced tensors and chunks.
 ``replan(algorithm="pas-mt", *, alpha=2.0, scheme="independent") -> ReplanResult``

@@ -155,6 +155,15 @@ class ReplanResult:
     gc: GCResult
 
 
+def _snapshot_sizes(manifest: dict[str, Any], records: dict[str, Any]) -> dict[str, int]:
+    """Raw and stored bytes of the tensors a manifest names (as recorded at write time)."""
+    digests = [d for d in manifest["tensors"].values() if d in records]
+    return {
+        "raw": sum(records[d]["raw"] for d in digests),
+        "stored": sum(records[d]["stored"] for d in digests),
+    }
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
@@ -854,11 +863,17 @@ class Archive:
         out.n_chunks, out.n_tensors, out.n_snapshots = len(chunk_size), len(records), len(manifests)
         out.unique_raw_bytes = sum(r["raw"] for r in records.values())
         for sid, man in manifests.items():
-            raw = sum(records[d]["raw"] for d in man["tensors"].values() if d in records)
-            stored = sum(records[d]["stored"] for d in man["tensors"].values() if d in records)
-            out.per_snapshot[sid] = {"raw": raw, "stored": stored}
-            out.raw_bytes += raw
+            out.per_snapshot[sid] = _snapshot_sizes(man, records)
+            out.raw_bytes += out.per_snapshot[sid]["raw"]
         return out
+
+    def snapshot_stats(self, snapshot_id: str) -> dict[str, int]:
+        """``{"raw", "stored"}`` bytes of one snapshot, reading only its manifest and tensor
+        records (:meth:`stats` scans the whole archive)."""
+        with self.store.begin() as txn:
+            man = self._manifest(txn, snapshot_id)
+            records = {d: self._record(txn, d) for d in set(man["tensors"].values())}
+        return _snapshot_sizes(man, records)
 
     def verify(self) -> VerifyReport:
         """Check every chunk (CRC and SHA-256 key), every tensor (decoded CRC) and that every

@@ -256,6 +256,10 @@ def test_stats(archive: Archive) -> None:
     assert sum(stats.per_plane) == stats.chunk_bytes
     assert stats.per_plane[0] < stats.per_plane[3]
     assert set(stats.per_snapshot) == {"s0", "s1", "s2", "s3"}
+    for sid, sizes in stats.per_snapshot.items():
+        assert archive.snapshot_stats(sid) == sizes
+    with pytest.raises(NotFoundError, match="no snapshot 'nope'"):
+        archive.snapshot_stats("nope")
 
 
 def test_gc_and_delete(archive: Archive) -> None:

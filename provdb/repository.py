@@ -253,15 +253,18 @@ class Repository:
 
     def copy(self, ref: str, name: str, message: str = "") -> vs.CommitResult:
         """A new version with the same network and weights (no new weight bytes)."""
-        source = self.resolve(ref)
+        with self.graph.session():
+            source = self.resolve(ref)
+            weights = self.weights(source.id)
+            params = vs.params_of(self.graph, source.id)
         return self.commit(
             name,
             vs.network_of(source),
-            self.weights(source.id),
+            weights,
             parent=source.id,
             op="copy",
             message=message or f"copy of {source.name} ({source.id[:12]})",
-            params=vs.params_of(self.graph, source.id),
+            params=params,
             framework=source.framework,
         )
 

@@ -55,6 +55,10 @@ class ActiveRun:
         self._params: dict[str, Any] = {}
         self._metrics: dict[str, tuple[list[int], list[float]]] = {}
         self._files: list[vs.FileRecord] = []
+        # what changed since the last flush: only that is written again
+        self._dirty_params: set[str] = set()
+        self._dirty_metrics: set[str] = set()
+        self._unwritten_files: list[vs.FileRecord] = []
         self._pending = 0
         self._last_snapshot: Snapshot | None = None
         self._start()
@@ -80,10 +84,12 @@ class ActiveRun:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record hyper-parameters (written with the next flush)."""
         self._params.update({str(k): v for k, v in params.items()})
+        self._dirty_params.update(str(k) for k in params)
         self._pending += len(params)
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         """Append a point to a metric series (buffered)."""
+        self._dirty_metrics.add(str(name))
         steps, values = self._metrics.setdefault(str(name), ([], []))
         steps.append(int(step) if step is not None else len(steps))
         values.append(float(value))
@@ -98,7 +104,9 @@ class ActiveRun:
 
     def log_file(self, path: str | os.PathLike[str]) -> None:
         """Record a file (script, config) by digest."""
-        self._files.append(vs.FileRecord.of(path))
+        record = vs.FileRecord.of(path)
+        self._files.append(record)
+        self._unwritten_files.append(record)
         self._pending += 1
 
     def log_dataset(self, uri: str, name: str = "", digest: str = "") -> None:
@@ -171,7 +179,11 @@ class ActiveRun:
     # -- writing ------------------------------------------------------------------------------
 
     def _buffered(self, batch: WriteBatch) -> None:
-        vs.metadata_batch(batch, self.run, self._params, self._metrics, self._files)
+        """Add the run's parameters, metric series and files changed since the last flush."""
+        params = {k: self._params[k] for k in self._dirty_params}
+        metrics = {k: self._metrics[k] for k in self._dirty_metrics}
+        vs.metadata_batch(batch, self.run, params, metrics, self._unwritten_files)
+        self._dirty_params, self._dirty_metrics, self._unwritten_files = set(), set(), []
         self._pending = 0
 
     def flush(self) -> None:

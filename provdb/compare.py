@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from provdb import versioning as vs
-from provdb.entities import ModelVersion
 
 if TYPE_CHECKING:
     from provdb.repository import Repository
@@ -158,8 +157,3 @@ def _rel_l2(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
     norm = float(np.linalg.norm(a64))
     dist = float(np.linalg.norm(b64 - a64))
     return dist / norm if norm else dist
-
-
-def version_label(version: ModelVersion) -> str:
-    """``name (id12)`` for tables."""
-    return f"{version.name} ({version.id[:12]})"

@@ -11,8 +11,6 @@ are typed columns of their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 #: Node labels → (key property, {property: type}). Types are LadybugDB's; Neo4j is schemaless
 #: and gets a uniqueness constraint on the key.
 NODES: dict[str, tuple[str, dict[str, str]]] = {
@@ -120,16 +118,3 @@ RELS: dict[str, tuple[list[tuple[str, str]], dict[str, str]]] = {
 
 #: Derivation operations allowed on DERIVED_FROM.op.
 DERIVATION_OPS = ("commit", "copy", "finetune", "slice", "construct", "evaluate", "pull")
-
-
-@dataclass(frozen=True)
-class Label:
-    """A node label with its key property."""
-
-    name: str
-    key: str
-
-
-def key_of(label: str) -> str:
-    """The key property of a node label (``id`` or ``name``)."""
-    return NODES[label][0]

@@ -11,7 +11,7 @@ Two parts:
   so the benchmark also proves the queries right.
 
 The repository is written straight through the graph layer (no weights, no archive: a select
-only touches the graph): AlexNet-like 19–20 layer networks (:func:`provdb.zoo.alexnet`) with
+only touches the graph): AlexNet-like 19–20 layer networks (:func:`provdb.models.zoo.alexnet`) with
 MAX, AVG or no pooling after conv1/3/5 drawn at random, names from five families
 (``alexnet_v…``, ``alexnet-origin-…``, ``alexnet-avgv1-…``, ``resnet-…``, ``vgg_…``),
 ``created_at`` spread over 2014–2026, hyper-parameters (``base_lr``, ``momentum``,
@@ -52,9 +52,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import dql  # noqa: E402
 from provdb.entities import Model, ModelVersion  # noqa: E402
 from provdb.graph import GraphStore, WriteBatch  # noqa: E402
-from provdb.network import NetworkDef  # noqa: E402
+from provdb.models.network import NetworkDef  # noqa: E402
+from provdb.models.zoo import alexnet  # noqa: E402
 from provdb.versioning import metadata_batch, network_batch  # noqa: E402
-from provdb.zoo import alexnet  # noqa: E402
 
 sys.path.append(str(_HERE))  # after `import dql`, so bench/dql.py cannot shadow it
 from _common import fresh_store, neo4j_uri  # noqa: E402

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import provdb  # noqa: E402
-from provdb.network import Layer, NetworkDef  # noqa: E402
+from provdb.models.network import Layer, NetworkDef  # noqa: E402
 
 
 def mlp(total_mb: float) -> tuple[NetworkDef, torch.nn.Sequential]:

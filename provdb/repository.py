@@ -16,7 +16,7 @@ from provdb import versioning as vs
 from provdb.entities import ModelVersion, now_iso
 from provdb.errors import InvalidInput, RepositoryError
 from provdb.graph import GraphStore, Lineage, LineageEdge, WriteBatch, is_server_uri, open_store
-from provdb.network import NetworkDef
+from provdb.models.network import NetworkDef
 
 if TYPE_CHECKING:
     import numpy as np
@@ -280,7 +280,7 @@ class Repository:
         """Commit a model file (``.onnx``, ``.safetensors``, PyTorch checkpoint) and the staged
         files. Weights-only files take their network from ``network`` or the parent; with no
         file, the parent's weights are committed again (a metadata-only version)."""
-        from provdb.modelfiles import read_model_file
+        from provdb.models.files import read_model_file
 
         base = self.resolve(parent) if parent else None
         if path is None:
@@ -311,7 +311,7 @@ class Repository:
 
     def checkout(self, ref: str, path: str | os.PathLike[str]) -> Path:
         """Write a version's weights to ``.safetensors`` (bit-exact) or ``.onnx``."""
-        from provdb.modelfiles import write_model_file
+        from provdb.models.files import write_model_file
 
         version = self.resolve(ref)
         return write_model_file(path, vs.network_of(version), self.weights(version.id))
@@ -393,7 +393,7 @@ class Repository:
 
     def evaluate(self, ref: str, data: str, top_k: tuple[int, ...] = (1, 5)) -> dict[str, Any]:
         """Accuracy/top-k/loss of a version on a data set (``builtin:digits`` or ``.npz``)."""
-        from provdb import learner
+        from provdb.models import learner
 
         version = self.resolve(ref)
         dataset = learner.load_dataset(data)

@@ -23,7 +23,7 @@ from provdb import versioning as vs
 from provdb.entities import Agent, Dataset, ModelVersion, Run, Snapshot, now_iso
 from provdb.errors import InvalidInput
 from provdb.graph import WriteBatch
-from provdb.network import NetworkDef
+from provdb.models.network import NetworkDef
 from provdb.repository import Repository
 
 FLUSH_EVERY = 1000
@@ -161,7 +161,7 @@ class ActiveRun:
 
     def _network_and_tensors(self, model: Any) -> tuple[NetworkDef, dict[str, np.ndarray]]:
         if hasattr(model, "state_dict") and callable(model.state_dict):
-            from provdb.importers import from_torch
+            from provdb.models.importers import from_torch
 
             net, tensors = from_torch(model)
             return self.network or net, tensors

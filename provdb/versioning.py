@@ -34,7 +34,7 @@ from provdb.entities import (
 )
 from provdb.errors import InvalidInput, NotFound
 from provdb.graph import GraphStore, WriteBatch
-from provdb.network import NetworkDef, layer_of
+from provdb.models.network import NetworkDef, layer_of
 
 if TYPE_CHECKING:
     from storage import SnapshotInfo

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import provdb
-from provdb import learner, zoo
-from provdb.importers import to_onnx
+from provdb.models import learner, zoo
+from provdb.models.importers import to_onnx
 
 DLV = str(Path(sys.executable).with_name("dlv"))
 #: Wide enough that weights (~0.7 MB) dominate per-chunk metadata in `dlv stats`.

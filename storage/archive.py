@@ -511,9 +511,7 @@ class Archive:
             return "c/" + hashlib.sha256(value).hexdigest()[:40], value
 
         values = iter(self._map(encode, jobs, data.nbytes))
-        return [
-            [next(values) for _ in range(0, plane.nbytes, CHUNK_BYTES)] for plane in split
-        ]
+        return [[next(values) for _ in range(0, plane.nbytes, CHUNK_BYTES)] for plane in split]
 
     def _commit_tensor(
         self,
@@ -738,7 +736,12 @@ class Archive:
         return bits
 
     def _known(
-        self, txn: Txn, digest: str, record: dict[str, Any], k: int, memo: dict[Any, Any],
+        self,
+        txn: Txn,
+        digest: str,
+        record: dict[str, Any],
+        k: int,
+        memo: dict[Any, Any],
         where: str,
     ) -> np.ndarray:
         """Bit patterns with only the top ``k`` (< all) planes known, the low bytes zero."""

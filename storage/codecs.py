@@ -44,6 +44,7 @@ def crc32(data: bytes | memoryview | np.ndarray) -> int:
     """CRC-32 (zlib polynomial) of a buffer; ISA-L's SIMD implementation when installed."""
     return _crc32(data)
 
+
 # ---------------------------------------------------------------------------------------------
 # dtypes
 
@@ -466,8 +467,12 @@ def _blosc_header(typesize: int) -> np.ndarray | None:
         ne = PlaneMerger.BLOCK_ITEMS
         sample = (np.arange(ne * typesize * 2) % 7).astype(np.uint8)
         chunk = blosc2.compress2(
-            sample, typesize=typesize, clevel=1, codec=blosc2.Codec.LZ4,
-            filters=[blosc2.Filter.SHUFFLE], splitmode=blosc2.SplitMode.ALWAYS_SPLIT,
+            sample,
+            typesize=typesize,
+            clevel=1,
+            codec=blosc2.Codec.LZ4,
+            filters=[blosc2.Filter.SHUFFLE],
+            splitmode=blosc2.SplitMode.ALWAYS_SPLIT,
             blocksize=ne * typesize,
         )
         header = np.frombuffer(chunk[:32], np.uint8).copy()

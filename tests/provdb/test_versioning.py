@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 import provdb
-from provdb import learner, zoo
-from provdb.builder import build_module, module_tensors
 from provdb.cli import cli
 from provdb.errors import InvalidInput, NotFound
-from provdb.importers import from_onnx, load_safetensors, save_safetensors, to_onnx
-from provdb.network import Layer, NetworkDef
+from provdb.models import learner, zoo
+from provdb.models.builder import build_module, module_tensors
+from provdb.models.importers import from_onnx, load_safetensors, save_safetensors, to_onnx
+from provdb.models.network import Layer, NetworkDef
 from provdb.repository import Repository
 
 
@@ -262,8 +262,8 @@ KILLER = textwrap.dedent(
     """
     import sys, numpy as np
     from provdb.repository import Repository
-    from provdb import zoo
-    from provdb.builder import build_module, module_tensors
+    from provdb.models import zoo
+    from provdb.models.builder import build_module, module_tensors
     net = zoo.digits_cnn(channels=(64, 128))
     w = module_tensors(build_module(net))
     rng = np.random.default_rng(0)

@@ -7,25 +7,47 @@ import json
 import pytest
 
 from provdb.errors import InvalidInput
-from provdb.network import FORMAT, Layer, NetworkDef, layer_of
-from provdb.zoo import alexnet, digits_cnn
+from provdb.models.network import FORMAT, Layer, NetworkDef, layer_of
+from provdb.models.zoo import alexnet, digits_cnn
 
 DOC_EXAMPLE = {
     "format": "provdb.network/1",
     "layers": [
         {"name": "data", "type": "Input", "mode": "", "attrs": {"shape": [1, 8, 8]}},
-        {"name": "conv1", "type": "Conv", "mode": "", "attrs": {
-            "in_channels": 1, "out_channels": 16, "kernel_size": [3, 3], "stride": [1, 1],
-            "padding": [1, 1]}},
+        {
+            "name": "conv1",
+            "type": "Conv",
+            "mode": "",
+            "attrs": {
+                "in_channels": 1,
+                "out_channels": 16,
+                "kernel_size": [3, 3],
+                "stride": [1, 1],
+                "padding": [1, 1],
+            },
+        },
         {"name": "relu1", "type": "ReLU", "mode": "", "attrs": {}},
-        {"name": "pool1", "type": "Pool", "mode": "MAX", "attrs": {"kernel_size": [2, 2],
-                                                                   "stride": [2, 2]}},
+        {
+            "name": "pool1",
+            "type": "Pool",
+            "mode": "MAX",
+            "attrs": {"kernel_size": [2, 2], "stride": [2, 2]},
+        },
         {"name": "flatten", "type": "Flatten", "mode": "", "attrs": {}},
-        {"name": "fc1", "type": "FC", "mode": "", "attrs": {"in_features": 256,
-                                                            "out_features": 10}},
+        {
+            "name": "fc1",
+            "type": "FC",
+            "mode": "",
+            "attrs": {"in_features": 256, "out_features": 10},
+        },
     ],
-    "edges": [["data", "conv1"], ["conv1", "relu1"], ["relu1", "pool1"], ["pool1", "flatten"],
-              ["flatten", "fc1"]],
+    "edges": [
+        ["data", "conv1"],
+        ["conv1", "relu1"],
+        ["relu1", "pool1"],
+        ["pool1", "flatten"],
+        ["flatten", "fc1"],
+    ],
 }
 
 
@@ -109,7 +131,7 @@ def test_network_module_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, provdb.network, provdb.zoo; assert 'torch' not in sys.modules"
+    code = "import sys, provdb.models.network, provdb.models.zoo; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from provdb.errors import InvalidInput
-from provdb.network import NetworkDef
+from provdb.models.network import NetworkDef
 
 #: Suffix → framework recorded on the version.
 FORMATS = {
@@ -38,7 +38,7 @@ def read_model_file(
         )
     if not p.is_file():
         raise InvalidInput(f"{p}: no such file")
-    from provdb import importers
+    from provdb.models import importers
 
     if kind == "onnx":
         net, tensors = importers.from_onnx(p)
@@ -53,7 +53,7 @@ def write_model_file(
 ) -> Path:
     """Write ``.safetensors`` (weights, bit-exact) or ``.onnx`` (network + weights)."""
     p = Path(path)
-    from provdb import importers
+    from provdb.models import importers
 
     if p.suffix.lower() == ".safetensors":
         importers.save_safetensors(tensors, p)

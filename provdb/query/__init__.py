@@ -9,13 +9,13 @@ dialect and runs it:
   ``<source name>-slice`` / ``<source name>-construct`` with ``DERIVED_FROM {op, query}`` to its
   source. Every layer whose definition (name, type, mode, attributes) is unchanged keeps the
   source's tensors as they are, so the archive stores no new bytes for them; new parametric
-  layers are initialised by :func:`provdb.builder.build_module` (missing ``in_channels`` /
+  layers are initialised by :func:`provdb.models.builder.build_module` (missing ``in_channels`` /
   ``in_features`` / ``num_features`` are inferred and written into the new definition). A slice
   gets an ``Input`` layer in front of each cut edge, named after the layer it replaces and
   carrying that layer's output shape.
 * ``evaluate`` — runs the source query (a select's versions, or the versions a slice/construct
   creates; with ``dry_run`` the rewritten networks are used in memory), loads the JSON
-  :class:`~provdb.learner.TrainConfig`, enumerates the grid, trains every candidate with the
+  :class:`~provdb.models.learner.TrainConfig`, enumerates the grid, trains every candidate with the
   learner, prunes with the ``keep`` rules and trains the survivors on to the config's
   ``iterations``. Survivors are committed as ``<source name>-eval-<n>`` (``n``: the candidate's
   number) with their effective config as hyper-parameters and their metric curves.
@@ -42,12 +42,12 @@ from dql.errors import DQLError, ResolveError
 from dql.plan import KeepThreshold, KeepTop
 from dql.rewrite import apply_mutations, slice_network
 from provdb.errors import InvalidInput, NotFound, ProvDBError
-from provdb.network import PARAM_TYPES, Layer, NetworkDef, layer_of
+from provdb.models.network import PARAM_TYPES, Layer, NetworkDef, layer_of
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from provdb.learner import TrainConfig, TrainResult
+    from provdb.models.learner import TrainConfig, TrainResult
     from provdb.repository import Repository
 
 #: File (inside ``.dlv/``) holding the saved queries, ``{name: text}``.
@@ -418,7 +418,7 @@ def _output_shapes(net: NetworkDef) -> dict[str, list[int]]:
     """Per layer, its output shape without the batch dimension (empty if it cannot run)."""
     import torch
 
-    from provdb.builder import build_module
+    from provdb.models.builder import build_module
 
     roots = net.roots()
     if not all(isinstance(r.attrs.get("shape"), list) for r in roots):
@@ -498,7 +498,7 @@ def _fresh_state(net: NetworkDef, reused: Mapping[str, np.ndarray]) -> Tensors:
     """A freshly initialised state (seeded, without touching the global RNG)."""
     import torch
 
-    from provdb.builder import build_module, module_tensors
+    from provdb.models.builder import build_module, module_tensors
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -646,7 +646,7 @@ def load_config(path: str, repo: Repository) -> tuple[dict[str, Any], Path]:
 
 def _train_config(data: Mapping[str, Any], config_dir: Path) -> TrainConfig:
     """A TrainConfig; a relative ``input_data`` that exists next to the config is used there."""
-    from provdb.learner import TrainConfig
+    from provdb.models.learner import TrainConfig
 
     data = dict(data)
     spec = data.get("input_data")
@@ -696,7 +696,7 @@ def _train_and_prune(candidates: list[_Candidate], keep: Sequence[Any]) -> None:
 
 
 def _train_to(candidate: _Candidate, iterations: int) -> None:
-    from provdb.learner import train
+    from provdb.models.learner import train
 
     steps = iterations - candidate.trained
     if steps <= 0:

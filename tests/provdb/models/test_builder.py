@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from provdb.builder import build_module, module_tensors
 from provdb.errors import InvalidInput
-from provdb.importers import from_torch
-from provdb.network import Layer, NetworkDef
-from provdb.zoo import alexnet, digits_cnn
+from provdb.models.builder import build_module, module_tensors
+from provdb.models.importers import from_torch
+from provdb.models.network import Layer, NetworkDef
+from provdb.models.zoo import alexnet, digits_cnn
 
 
 class Branchy(nn.Module):
@@ -70,8 +70,14 @@ def test_built_module_trains() -> None:
     before = module_tensors(module)["conv1.weight"].copy()
     _train_a_bit(module)
     assert not np.array_equal(module_tensors(module)["conv1.weight"], before)
-    assert sorted(module_tensors(module)) == ["conv1.bias", "conv1.weight", "conv2.bias",
-                                              "conv2.weight", "fc1.bias", "fc1.weight"]
+    assert sorted(module_tensors(module)) == [
+        "conv1.bias",
+        "conv1.weight",
+        "conv2.bias",
+        "conv2.weight",
+        "fc1.bias",
+        "fc1.weight",
+    ]
 
 
 def test_inserted_layer_gets_default_init_others_keep_weights() -> None:
@@ -93,8 +99,10 @@ def test_fc_in_features_inferred_after_flatten() -> None:
     net = digits_cnn()
     fc = net.layer("fc1")
     attrs = {k: v for k, v in fc.attrs.items() if k != "in_features"}
-    lazy = NetworkDef(tuple(fc.replace(attrs=attrs) if layer.name == "fc1" else layer
-                            for layer in net.layers), net.edges)
+    lazy = NetworkDef(
+        tuple(fc.replace(attrs=attrs) if layer.name == "fc1" else layer for layer in net.layers),
+        net.edges,
+    )
     module = build_module(lazy)
     assert module_tensors(module)["fc1.weight"].shape == (10, 64)
 
@@ -112,16 +120,23 @@ def test_bad_tensors_are_refused() -> None:
 
 
 def test_unbuildable_layers() -> None:
-    other = NetworkDef((Layer("x", "Input"), Layer("o", "Other", "", {"op": "Foo"})),
-                       (("x", "o"),))
+    other = NetworkDef((Layer("x", "Input"), Layer("o", "Other", "", {"op": "Foo"})), (("x", "o"),))
     with pytest.raises(InvalidInput, match="no PyTorch equivalent"):
         build_module(other)
-    evil = NetworkDef((Layer("x", "Input"), Layer("o", "Other", "", {
-        "op": "load", "function": "torch.load", "args": ["/etc/passwd"]})), (("x", "o"),))
+    evil = NetworkDef(
+        (
+            Layer("x", "Input"),
+            Layer(
+                "o", "Other", "", {"op": "load", "function": "torch.load", "args": ["/etc/passwd"]}
+            ),
+        ),
+        (("x", "o"),),
+    )
     with pytest.raises(InvalidInput, match="'torch.load' is not allowed"):
         build_module(evil)
-    bad = NetworkDef((Layer("x", "Input"), Layer("c", "Conv", "", {"kernel_size": [3, 3]})),
-                     (("x", "c"),))
+    bad = NetworkDef(
+        (Layer("x", "Input"), Layer("c", "Conv", "", {"kernel_size": [3, 3]})), (("x", "c"),)
+    )
     with pytest.raises(InvalidInput, match="lacks attribute 'out_channels'"):
         build_module(bad)
     with pytest.raises(InvalidInput, match="takes 1 input"):

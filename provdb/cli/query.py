@@ -2,7 +2,7 @@
 
 Register it on the ``dlv`` group with::
 
-    from provdb.query_cli import query
+    from provdb.cli.query import query
     cli.add_command(query)
 
 ``dlv query "TEXT"`` runs one statement and prints the result as a table (``--json`` for

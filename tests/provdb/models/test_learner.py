@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from provdb.errors import InvalidInput
-from provdb.learner import TrainConfig, evaluate, load_dataset, train
-from provdb.network import Layer, NetworkDef
-from provdb.zoo import digits_cnn
+from provdb.models.learner import TrainConfig, evaluate, load_dataset, train
+from provdb.models.network import Layer, NetworkDef
+from provdb.models.zoo import digits_cnn
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +19,13 @@ def trained() -> tuple[NetworkDef, object, list, list]:
     metrics: list[tuple[str, float, int]] = []
     checkpoints: list[int] = []
     config = TrainConfig(iterations=300, base_lr=0.05, eval_every=100, checkpoint_every=100)
-    result = train(digits_cnn(), None, config,
-                   on_metric=lambda name, value, step: metrics.append((name, value, step)),
-                   on_checkpoint=lambda step, tensors: checkpoints.append(step))
+    result = train(
+        digits_cnn(),
+        None,
+        config,
+        on_metric=lambda name, value, step: metrics.append((name, value, step)),
+        on_checkpoint=lambda step, tensors: checkpoints.append(step),
+    )
     return digits_cnn(), result, metrics, checkpoints
 
 
@@ -47,8 +51,15 @@ def test_training_is_deterministic(trained) -> None:
 
 def test_fine_tune_with_frozen_layers_and_lr_multipliers(trained) -> None:
     net, result, _, _ = trained
-    config = TrainConfig.from_dict({"iterations": 30, "base_lr": 0.01, "eval_every": 0,
-                                    "net": {"conv*": {"lr": 0}}, "lr_mult": {"fc1": 2.0}})
+    config = TrainConfig.from_dict(
+        {
+            "iterations": 30,
+            "base_lr": 0.01,
+            "eval_every": 0,
+            "net": {"conv*": {"lr": 0}},
+            "lr_mult": {"fc1": 2.0},
+        }
+    )
     assert config.lr_mult == {"fc1": 2.0, "conv*": 0}
     tuned = train(net, result.tensors, config)
     assert np.array_equal(tuned.tensors["conv1.weight"], result.tensors["conv1.weight"])
@@ -58,18 +69,29 @@ def test_fine_tune_with_frozen_layers_and_lr_multipliers(trained) -> None:
 def test_npz_data_and_flat_inputs(tmp_path: Path) -> None:
     digits = load_dataset("builtin:digits")
     path = tmp_path / "flat.npz"
-    np.savez(path, x_train=digits.x_train.reshape(-1, 64)[:200], y_train=digits.y_train[:200],
-             x_test=digits.x_test.reshape(-1, 64)[:50], y_test=digits.y_test[:50])
+    np.savez(
+        path,
+        x_train=digits.x_train.reshape(-1, 64)[:200],
+        y_train=digits.y_train[:200],
+        x_test=digits.x_test.reshape(-1, 64)[:50],
+        y_test=digits.y_test[:50],
+    )
     data = load_dataset(path)
     assert data.x_train.shape == (200, 64)
     assert data.num_classes == 10
     # the CNN's Input is (1, 8, 8): flat samples are reshaped to it
-    result = train(digits_cnn(), None, TrainConfig(iterations=5, input_data=str(path),
-                                                   eval_every=0))
+    result = train(
+        digits_cnn(), None, TrainConfig(iterations=5, input_data=str(path), eval_every=0)
+    )
     assert result.final["n"] == 50
-    mlp = NetworkDef((Layer("x", "Input", "", {"shape": [64]}),
-                      Layer("fc", "FC", "", {"in_features": 64, "out_features": 10}),
-                      Layer("prob", "Softmax", "", {"dim": 1})), (("x", "fc"), ("fc", "prob")))
+    mlp = NetworkDef(
+        (
+            Layer("x", "Input", "", {"shape": [64]}),
+            Layer("fc", "FC", "", {"in_features": 64, "out_features": 10}),
+            Layer("prob", "Softmax", "", {"dim": 1}),
+        ),
+        (("x", "fc"), ("fc", "prob")),
+    )
     assert train(mlp, None, TrainConfig(iterations=5, eval_every=0)).final["loss"] > 0
 
 

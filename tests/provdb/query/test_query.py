@@ -16,16 +16,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from provdb import learner, zoo
-from provdb.builder import build_module, module_tensors
 from provdb.cli import cli
+from provdb.cli.query import query
 from provdb.graph.base import Statement
+from provdb.models import learner, zoo
+from provdb.models.builder import build_module, module_tensors
 from provdb.query import QueryError, execute, save_query, saved_queries
-from provdb.query_cli import query
 from provdb.repository import Repository
 from provdb.versioning import metrics_of, params_of
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dql"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dql"))
 from paper_queries import Q1, Q2, Q3, Q4  # noqa: E402
 
 if "query" not in cli.commands:

@@ -35,9 +35,9 @@ from google.protobuf.message import DecodeError
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 from torch import nn
 
-from provdb.builder import encode_arg, module_tensors, resolve_function
 from provdb.errors import InvalidInput
-from provdb.network import Layer, NetworkDef
+from provdb.models.builder import encode_arg, module_tensors, resolve_function
+from provdb.models.network import Layer, NetworkDef
 
 Tensors = dict[str, np.ndarray]
 
@@ -280,7 +280,7 @@ def _other_module_attrs(m: nn.Module) -> dict[str, Any]:
 
 def _rebuilds(cls: type[nn.Module], init: dict[str, Any], m: nn.Module) -> bool:
     """Whether ``cls(**init)`` has the same state (names and shapes) as ``m``."""
-    from provdb.builder import decode_arg
+    from provdb.models.builder import decode_arg
 
     try:
         fresh = cls(**decode_arg(init, ()))

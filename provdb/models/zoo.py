@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from provdb.errors import InvalidInput
-from provdb.network import Layer, NetworkDef
+from provdb.models.network import Layer, NetworkDef
 
 
 def _chain(layers: list[Layer]) -> NetworkDef:

@@ -5,8 +5,8 @@ directed edges between them. It is immutable, validated on construction (unique 
 between known layers, no cycles, canonical types) and always keeps its layers in a topological
 order, so ``ordinal`` in the graph is the index in :attr:`NetworkDef.layers`.
 
-This module does not import torch: importers live in :mod:`provdb.importers`, the PyTorch
-builder in :mod:`provdb.builder`.
+This module does not import torch: importers live in :mod:`provdb.models.importers`, the PyTorch
+builder in :mod:`provdb.models.builder`.
 """
 
 from __future__ import annotations

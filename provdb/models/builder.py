@@ -1,10 +1,11 @@
 """Build a trainable PyTorch module from a network definition, and read its tensors back.
 
-:func:`build_module` turns a :class:`~provdb.network.NetworkDef` into a :class:`NetworkModule`
-whose ``state_dict`` keys are the tensor names of the network format (``<layer>.<param>``); a
-layer name with dots (``features.0``, as :func:`provdb.importers.from_torch` keeps them) becomes
-nested sub-modules, so the keys equal the original model's. The forward pass runs the layers in
-topological order; multi-input layers take their inputs in edge order.
+:func:`build_module` turns a :class:`~provdb.models.network.NetworkDef` into a
+:class:`NetworkModule` whose ``state_dict`` keys are the tensor names of the network format
+(``<layer>.<param>``); a layer name with dots (``features.0``, as
+:func:`provdb.models.importers.from_torch` keeps them) becomes nested sub-modules, so the
+keys equal the original model's. The forward pass runs the layers in topological order;
+multi-input layers take their inputs in edge order.
 
 ``Other`` layers are buildable when the importer recorded how to rebuild them: ``attrs.module``
 (a ``torch.nn`` class and its ``init`` keyword arguments) or ``attrs.function`` (an allow-listed
@@ -23,9 +24,9 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from provdb.errors import InvalidInput
-from provdb.network import Layer, NetworkDef, layer_of
+from provdb.models.network import Layer, NetworkDef, layer_of
 
-# ---- encoded call arguments (shared with provdb.importers) --------------------------------
+# ---- encoded call arguments (shared with provdb.models.importers) --------------------------------
 
 #: ``torch`` functions an ``Other`` layer may call (a network definition is data, never code).
 TORCH_FUNCTIONS: frozenset[str] = frozenset(

@@ -191,7 +191,7 @@ def commit(
     Staged files (dlv add) are recorded with it. Weights-only files take their network from
     --network or from --parent. Prints the new version id.
     """
-    from provdb.modelfiles import read_network_file
+    from provdb.models.files import read_network_file
 
     network = read_network_file(network_file) if network_file else None
     with console.status("committing…"):
@@ -476,7 +476,7 @@ def neo4j(args: tuple[str, ...]) -> None:
 
 
 def _register_query() -> None:
-    from provdb.query_cli import query
+    from provdb.cli.query import query
 
     cli.add_command(query)
 

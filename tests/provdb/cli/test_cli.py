@@ -122,7 +122,7 @@ def test_embedded_graph_lives_in_the_repository(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help_and_is_in_the_readme() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
     for name, command in cli.commands.items():
         assert f"dlv {name}" in readme, f"dlv {name} is not documented in README.md"
         if name == "neo4j":

@@ -14,9 +14,9 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from torch import nn
 
-from provdb.builder import build_module, module_tensors
 from provdb.errors import InvalidInput
-from provdb.importers import (
+from provdb.models.builder import build_module, module_tensors
+from provdb.models.importers import (
     from_onnx,
     from_torch,
     load_safetensors,
@@ -24,15 +24,22 @@ from provdb.importers import (
     save_safetensors,
     to_onnx,
 )
-from provdb.zoo import alexnet, digits_cnn
+from provdb.models.zoo import alexnet, digits_cnn
 
 
 def _cnn() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Dropout(0.3), nn.Linear(32, 10), nn.Softmax(dim=1),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(32, 10),
+        nn.Softmax(dim=1),
     ).eval()
 
 
@@ -47,8 +54,18 @@ def test_torch_exported_onnx_imports_and_rebuilds(tmp_path: Path) -> None:
     model, x = _cnn(), torch.randn(3, 1, 8, 8)
     net, tensors = from_onnx(_export(model, tmp_path / "cnn.onnx", x))
     types = [(layer.type, layer.mode) for layer in net.layers]
-    assert types == [("Input", ""), ("Conv", ""), ("ReLU", ""), ("Pool", "MAX"), ("Conv", ""),
-                     ("ReLU", ""), ("Pool", "AVG"), ("Flatten", ""), ("FC", ""), ("Softmax", "")]
+    assert types == [
+        ("Input", ""),
+        ("Conv", ""),
+        ("ReLU", ""),
+        ("Pool", "MAX"),
+        ("Conv", ""),
+        ("ReLU", ""),
+        ("Pool", "AVG"),
+        ("Flatten", ""),
+        ("FC", ""),
+        ("Softmax", ""),
+    ]
     conv = net.layers[1]
     assert conv.name == "/0/Conv"  # node names become layer names
     assert conv.attrs["out_channels"] == 4
@@ -110,10 +127,14 @@ def test_onnx_helper_graph_with_gemm_transb0_matmul_and_add(tmp_path: Path) -> N
             helper.make_node("Add", ["h", "g"], ["s"], name="skip"),
             helper.make_node("Relu", ["s"], ["y"], name=""),
         ],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
-        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
-         numpy_helper.from_array(b1, "b1")],
+        [
+            numpy_helper.from_array(w1, "w1"),
+            numpy_helper.from_array(w2, "w2"),
+            numpy_helper.from_array(b1, "b1"),
+        ],
     )
     path = tmp_path / "h.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
@@ -141,11 +162,16 @@ def test_to_onnx_of_zoo_network_matches_builder(tmp_path: Path) -> None:
     assert np.allclose(out, module(x).detach().numpy(), atol=1e-5)
     net2, tensors2 = from_onnx(tmp_path / "alex.onnx")
     assert [(layer.type, layer.mode) for layer in net2.layers] == [
-        (layer.type, layer.mode) for layer in net.layers]
+        (layer.type, layer.mode) for layer in net.layers
+    ]
     with_lrn = alexnet("MAX")
     net3, _ = from_onnx(to_onnx(with_lrn, module_tensors(build_module(with_lrn))))
-    assert net3.layer("norm1").attrs == {"size": 3, "alpha": pytest.approx(1e-4), "beta": 0.75,
-                                         "k": 1.0}
+    assert net3.layer("norm1").attrs == {
+        "size": 3,
+        "alpha": pytest.approx(1e-4),
+        "beta": 0.75,
+        "k": 1.0,
+    }
 
 
 def test_from_torch_names_and_tensors() -> None:
@@ -216,13 +242,19 @@ def test_bad_onnx_files(tmp_path: Path) -> None:
 
 
 def test_control_flow_is_unsupported() -> None:
-    branch = helper.make_graph([helper.make_node("Identity", ["x"], ["o"])], "b", [],
-                               [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1])])
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["o"])],
+        "b",
+        [],
+        [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1])],
+    )
     graph = helper.make_graph(
-        [helper.make_node("If", ["c"], ["y"], name="if1", then_branch=branch,
-                          else_branch=branch)],
-        "g", [helper.make_tensor_value_info("c", TensorProto.BOOL, []),
-              helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_node("If", ["c"], ["y"], name="if1", then_branch=branch, else_branch=branch)],
+        "g",
+        [
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+        ],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -239,8 +271,10 @@ def test_to_onnx_refuses_layers_without_onnx_form() -> None:
 
 
 def test_safetensors_round_trip_keeps_bits(tmp_path: Path) -> None:
-    tensors = {"a.weight": np.array([1.5, np.nan, -0.0, np.inf], np.float32),
-               "b.bias": np.arange(6, dtype=np.float64).reshape(2, 3)}
+    tensors = {
+        "a.weight": np.array([1.5, np.nan, -0.0, np.inf], np.float32),
+        "b.bias": np.arange(6, dtype=np.float64).reshape(2, 3),
+    }
     save_safetensors(tensors, tmp_path / "w.safetensors")
     loaded = load_safetensors(tmp_path / "w.safetensors")
     assert loaded.keys() == tensors.keys()

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from provdb.builder import NetworkModule, build_module, materialize, module_tensors
 from provdb.errors import InvalidInput
-from provdb.network import NetworkDef, layer_of
+from provdb.models.builder import NetworkModule, build_module, materialize, module_tensors
+from provdb.models.network import NetworkDef, layer_of
 
 MetricCallback = Callable[[str, float, int], None]
 CheckpointCallback = Callable[[int, dict[str, np.ndarray]], None]

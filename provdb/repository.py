@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from provdb import versioning as vs
 from provdb.entities import ModelVersion, now_iso
-from provdb.errors import InvalidInput, RepositoryError
+from provdb.errors import (
+    AlreadyExists,
+    CorruptData,
+    InvalidInput,
+    NotFound,
+    from_storage,
+    storage_errors,
+)
 from provdb.graph import GraphStore, Lineage, LineageEdge, WriteBatch, is_server_uri, open_store
 from provdb.models.network import NetworkDef
 
@@ -64,7 +71,7 @@ class Repository:
         root = Path(path).resolve()
         dlv = root / DLV_DIR
         if (dlv / CONFIG_FILE).exists():
-            raise RepositoryError(f"{root} is already a dlv repository", code="ALREADY_EXISTS")
+            raise AlreadyExists(f"{root} is already a dlv repository")
         if graph is not None and not is_server_uri(graph):
             raise InvalidInput(
                 f"--graph must be a Neo4j URI (bolt://, neo4j://, neo4j+s://), not {graph!r}; "
@@ -92,10 +99,9 @@ class Repository:
             if config_path.is_file():
                 return cls(folder, _read_config(config_path))
             if (folder / DLV_DIR).is_dir():
-                raise RepositoryError(f"corrupt repository at {folder}: {config_path} is missing")
-        raise RepositoryError(
-            f"not a dlv repository (or any parent folder): {start}; run `dlv init` first",
-            code="NOT_A_REPOSITORY",
+                raise CorruptData(f"corrupt repository at {folder}: {config_path} is missing")
+        raise NotFound(
+            f"not a dlv repository (or any parent folder): {start}; run `dlv init` first"
         )
 
     # -- parts ------------------------------------------------------------------------------
@@ -373,12 +379,8 @@ class Repository:
         self, alpha: float, algorithm: str = "pas-mt", scheme: str = "independent"
     ) -> dict[str, Any]:
         """Re-optimise the archive under recreation budgets θ_i = α · C_r(SPT, s_i)."""
-        from storage import StorageError
-
-        try:
+        with storage_errors("archive re-plan failed"):
             result = self.archive.replan(algorithm, alpha=alpha, scheme=scheme)
-        except StorageError as exc:
-            raise InvalidInput(f"archive re-plan failed: {exc}") from exc
         return {
             "algorithm": algorithm,
             "alpha": alpha,
@@ -438,7 +440,7 @@ class _ArchiveRegistry:
                 try:
                     entry = self._open[key] = [Archive.open(path), 0]
                 except StorageError as exc:
-                    raise RepositoryError(f"cannot open the archive {path}: {exc}") from exc
+                    raise from_storage(exc, f"cannot open the archive {path}") from exc
             entry[1] += 1
             return entry[0]
 
@@ -467,11 +469,11 @@ def _read_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RepositoryError(f"corrupt repository: cannot read {path}: {exc}") from exc
+        raise CorruptData(f"corrupt repository: cannot read {path}: {exc}") from exc
     if not isinstance(config, dict) or "graph" not in config or "id" not in config:
-        raise RepositoryError(f"corrupt repository: {path} lacks the 'graph' and 'id' keys")
+        raise CorruptData(f"corrupt repository: {path} lacks the 'graph' and 'id' keys")
     if config.get("format") != FORMAT:
-        raise RepositoryError(
+        raise InvalidInput(
             f"{path} has format {config.get('format')!r}; this dlv reads format {FORMAT}"
         )
     return config

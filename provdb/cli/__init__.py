@@ -8,8 +8,7 @@ Every command parses its arguments, makes one library call and renders the resul
 from __future__ import annotations
 
 import json
-import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -25,16 +24,42 @@ class DlvGroup(click.Group):
     """A click group that turns library errors into one readable line and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from storage import StorageError
-
         try:
             return super().invoke(ctx)
         except ProvDBError as exc:
-            click.echo(f"error: {exc.message}", err=True)
-            ctx.exit(1)
-        except StorageError as exc:  # the archive is a leaf library with its own errors
-            click.echo(f"error: archive: {exc}", err=True)
-            ctx.exit(1)
+            fail(ctx, exc)
+
+
+def fail(ctx: click.Context, exc: ProvDBError) -> NoReturn:
+    """The CLI's one error boundary: one line on stderr, the code's exit status."""
+    click.echo(f"error: {one_line(exc.message)}", err=True)
+    ctx.exit(exc.exit_status)
+
+
+def one_line(message: str, limit: int = 2000) -> str:
+    """``message`` as one line of at most ``limit`` characters (a DQL caret snippet is kept
+    on its lines: it is the one multi-line error users need)."""
+    text = message if "^" in message else " ".join(message.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_standalone(
+    command: click.Command, argv: list[str] | None, prog_name: str | None = None
+) -> int:
+    """Run ``command`` as a program and return its exit status (errors as :func:`fail`)."""
+    try:
+        command.main(argv, prog_name=prog_name, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except ProvDBError as exc:
+        click.echo(f"error: {one_line(exc.message)}", err=True)
+        return exc.exit_status
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
 
 
 def _repo(ctx: click.Context) -> Repository:
@@ -458,27 +483,12 @@ def eval_(ctx: click.Context, version: str, data: str, as_json: bool) -> None:
         click.echo(f"{k:>9}: {v:.4f}" if isinstance(v, float) else f"{k:>9}: {v}")
 
 
-@cli.command(
-    context_settings={"ignore_unknown_options": True, "help_option_names": []},
-    add_help_option=False,
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def neo4j(args: tuple[str, ...]) -> None:
-    """Fetch, start, stop or check a local Neo4j 5.26 server (from Maven Central jars).
-
-    \b
-    dlv neo4j start [--port N] [--password PW]   start in the background, print start-to-ready
-    dlv neo4j status | stop | fetch
-    """
-    from provdb.neo4j_server.__main__ import main as neo4j_main
-
-    sys.exit(neo4j_main(list(args) or ["--help"]))
-
-
 def _register_query() -> None:
+    from provdb.cli.neo4j import neo4j
     from provdb.cli.query import query
 
     cli.add_command(query)
+    cli.add_command(neo4j)
 
 
 _register_query()

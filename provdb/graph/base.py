@@ -19,7 +19,7 @@ from fnmatch import translate
 from typing import Any, TypeVar
 
 from provdb.entities import Derivation, Entity, ModelVersion
-from provdb.errors import GraphError, InvalidInput
+from provdb.errors import Conflict, InvalidInput, NotFound
 from provdb.graph.dialect import Dialect
 from provdb.graph.schema import DERIVATION_OPS, NODES, RELS
 
@@ -46,7 +46,7 @@ def checked(stmt: Statement, rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     node rolls the whole batch back.
     """
     if stmt.expect is not None and (not rows or rows[0].get("n") != stmt.expect):
-        raise GraphError("a relationship refers to a node that does not exist")
+        raise Conflict("a relationship refers to a node that does not exist")
     return rows
 
 
@@ -288,8 +288,6 @@ class GraphStore(ABC):
     def _lineage(self, version_id: str, depth: int | None, direction: str) -> Lineage:
         root = self.get(ModelVersion, version_id)
         if root is None:
-            from provdb.errors import NotFound
-
             raise NotFound(f"no version {version_id!r}")
         hops = self.dialect.depth(depth)
         arrows = {"up": ("-", "->"), "down": ("<-", "-"), "both": ("-", "-")}[direction]

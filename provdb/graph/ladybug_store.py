@@ -18,7 +18,7 @@ from typing import Any
 
 import ladybug
 
-from provdb.errors import GraphError
+from provdb.errors import Conflict, Locked, NotFound, ProvDBError, Unavailable
 from provdb.graph.base import GraphStore, Statement, checked
 from provdb.graph.dialect import LADYBUG
 
@@ -56,9 +56,9 @@ class LadybugStore(GraphStore):
 
     def _open(self, write: bool) -> tuple[ladybug.Database, ladybug.Connection]:
         if write and self.read_only:
-            raise GraphError(f"the graph at {self.path} is open read-only")
+            raise Conflict(f"the graph at {self.path} is open read-only")
         if not write and not self.path.exists():
-            raise GraphError(f"no embedded graph at {self.path}")
+            raise NotFound(f"no embedded graph at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.01
@@ -76,11 +76,11 @@ class LadybugStore(GraphStore):
                     self._recover()
                     continue
                 if not _LOCK_RE.search(str(exc)) and not _RECOVERY_RE.search(str(exc)):
-                    raise GraphError(
+                    raise Unavailable(
                         f"cannot open the embedded graph at {self.path}: {exc}"
                     ) from exc
                 if time.monotonic() > deadline:
-                    raise GraphError(
+                    raise Locked(
                         f"the embedded graph at {self.path} is locked by another process "
                         f"(waited {self.lock_timeout:.0f} s): {str(exc).splitlines()[0]}"
                     ) from exc
@@ -97,7 +97,7 @@ class LadybugStore(GraphStore):
     def _connection(self, write: bool) -> Iterator[ladybug.Connection]:
         if self._held is not None:
             if write and self._held_read_only:
-                raise GraphError(f"the graph at {self.path} is held read-only by this session")
+                raise Conflict(f"the graph at {self.path} is held read-only by this session")
             yield self._held[1]
             return
         db, conn = self._open(write)
@@ -178,7 +178,7 @@ def _execute(
     try:
         result = conn.execute(cypher, dict(params or {}))
     except RuntimeError as exc:
-        raise GraphError(f"LadybugDB: {exc}") from exc
+        raise ProvDBError(f"LadybugDB: {exc}") from exc
     if isinstance(result, list):  # several statements
         result = result[-1]
     cols = result.get_column_names()

@@ -11,12 +11,16 @@ from neo4j import GraphDatabase, ManagedTransaction, RoutingControl
 from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
 from neo4j.graph import Node, Relationship
 
-from provdb.errors import GraphError
+from provdb.errors import AlreadyExists, InvalidInput, ProvDBError, Unavailable
 from provdb.graph.base import GraphStore, Statement, checked
 from provdb.graph.dialect import NEO4J
 
 #: URI schemes served by this backend.
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+
+#: Seconds to wait for a connection before saying Neo4j cannot be reached.
+CONNECT_TIMEOUT_S = 5.0
 
 
 class Neo4jStore(GraphStore):
@@ -32,7 +36,7 @@ class Neo4jStore(GraphStore):
     def __init__(self, uri: str, *, database: str | None = None) -> None:
         parts = urlsplit(uri)
         if parts.scheme not in SCHEMES:
-            raise GraphError(f"not a Neo4j URI: {uri!r} (expected one of {', '.join(SCHEMES)})")
+            raise InvalidInput(f"not a Neo4j URI: {uri!r} (expected one of {', '.join(SCHEMES)})")
         auth = _auth(parts.username, parts.password)
         netloc = parts.hostname or "127.0.0.1"
         if parts.port:
@@ -41,17 +45,26 @@ class Neo4jStore(GraphStore):
         self.database = (
             database or parts.path.strip("/") or os.environ.get("NEO4J_DATABASE", "neo4j")
         )
-        self._driver = GraphDatabase.driver(self.uri, auth=auth)
+        self._driver = GraphDatabase.driver(
+            self.uri,
+            auth=auth,
+            connection_timeout=CONNECT_TIMEOUT_S,
+            notifications_min_severity="OFF",
+        )
+        self._reached = False
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
+            if not self._reached:  # fail fast: no transaction retries against a dead address
+                self._driver.verify_connectivity()
+                self._reached = True
             return fn(*args, **kwargs)
         except (ServiceUnavailable, OSError) as exc:
-            raise GraphError(f"cannot reach Neo4j at {self.uri}: {exc}") from exc
+            raise Unavailable(f"cannot reach Neo4j at {self.uri}: {exc}") from exc
         except AuthError as exc:
-            raise GraphError(f"Neo4j at {self.uri} refused the credentials: {exc}") from exc
+            raise Unavailable(f"Neo4j at {self.uri} refused the credentials: {exc}") from exc
         except Neo4jError as exc:
-            raise GraphError(f"Neo4j: {exc.message or exc}") from exc
+            raise _translate(exc) from exc
 
     def setup(self) -> None:
         # docstring inherited
@@ -85,6 +98,16 @@ class Neo4jStore(GraphStore):
     def close(self) -> None:
         # docstring inherited
         self._driver.close()
+
+
+def _translate(exc: Neo4jError) -> ProvDBError:
+    """A Neo4j error in the provdb hierarchy (by the server's status code)."""
+    code, message = exc.code or "", exc.message or str(exc)
+    if code.endswith("ConstraintValidationFailed"):
+        return AlreadyExists(f"Neo4j: {message}")
+    if "TransactionTimedOut" in code or "TransactionTerminated" in code:
+        return Unavailable(f"Neo4j stopped a query that ran past its time limit: {message}")
+    return ProvDBError(f"Neo4j: {message}")
 
 
 def _auth(user: str | None, password: str | None) -> tuple[str, str] | None:

@@ -84,7 +84,7 @@ JVM_FLAGS: tuple[str, ...] = (
 class Neo4jServerError(ProvDBError):
     """The Maven-provisioned Neo4j server could not be fetched, started or stopped."""
 
-    code = "NEO4J_SERVER"
+    code = "unavailable"
 
 
 def _pom_version(pom: Path = POM_PATH) -> str:

@@ -22,8 +22,8 @@ dialect and runs it:
 
 ``dry_run`` commits nothing and reports what would be created. Saved queries live in
 ``.dlv/queries.json`` (:func:`save_query`, :func:`saved_queries`) and can be referenced by
-name: ``from "query3"``. DQL errors become :class:`QueryError` (code ``DQL_ERROR``) whose
-message keeps the line, column and the caret snippet.
+name: ``from "query3"``. DQL errors become :class:`provdb.errors.QuerySyntaxError` (code
+``syntax_error``) whose message keeps the line, column and the caret snippet.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import dql
 from dql.errors import DQLError, ResolveError
 from dql.plan import KeepThreshold, KeepTop
 from dql.rewrite import apply_mutations, slice_network
-from provdb.errors import InvalidInput, NotFound, ProvDBError
+from provdb.errors import InvalidInput, NotFound, from_dql
 from provdb.models.network import PARAM_TYPES, Layer, NetworkDef, layer_of
 
 if TYPE_CHECKING:
@@ -55,39 +55,6 @@ QUERIES_FILE = "queries.json"
 #: Metric series stored with evaluate's survivors under DQL's short names as well.
 METRIC_ALIASES = {"loss": "test_loss", "accuracy": "test_accuracy"}
 Tensors = dict[str, "np.ndarray"]
-
-
-class QueryError(ProvDBError):
-    """A DQL statement that cannot be compiled or executed.
-
-    The message is the DQL error's, with line, column and the offending text underlined;
-    ``details`` carries ``dql_code``, ``line``, ``col``, ``start``, ``end`` and ``snippet``.
-    """
-
-    code = "DQL_ERROR"
-
-    @classmethod
-    def from_dql(cls, exc: DQLError) -> QueryError:
-        """Wrap a :class:`dql.DQLError`, keeping its position and caret snippet."""
-        return cls(
-            str(exc),
-            dql_code=exc.code,
-            line=exc.line,
-            col=exc.col,
-            start=exc.start,
-            end=exc.end,
-            snippet=exc.snippet,
-        )
-
-    @property
-    def line(self) -> int:
-        """1-based line of the offending text (0 if unknown)."""
-        return int(self.details.get("line", 0))
-
-    @property
-    def col(self) -> int:
-        """1-based column of the offending text (0 if unknown)."""
-        return int(self.details.get("col", 0))
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -204,7 +171,7 @@ def compile_query(repo: Repository, text: str) -> dql.CompiledQuery:
     try:
         return dql.compile(text, dialect=repo.graph.dialect.name, resolve=queries.get)
     except DQLError as exc:
-        raise QueryError.from_dql(exc) from exc
+        raise from_dql(exc) from exc
 
 
 # -- execution ---------------------------------------------------------------------------------
@@ -219,7 +186,7 @@ def execute(repo: Repository, text: str, *, dry_run: bool = False) -> QueryResul
         dry_run: commit nothing; report what would be created.
 
     Raises:
-        QueryError: the text is not DQL, a saved query is unknown, or a rewrite does not fit
+        QuerySyntaxError: the text is not DQL, a saved query is unknown, or a rewrite does not fit
             a network (the message underlines the offending text).
         InvalidInput: e.g. an evaluate config that cannot be read.
     """
@@ -231,7 +198,7 @@ def execute(repo: Repository, text: str, *, dry_run: bool = False) -> QueryResul
             return _derive(repo, compiled, dry_run)
         return _evaluate(repo, compiled, dry_run)
     except DQLError as exc:
-        raise QueryError.from_dql(exc) from exc
+        raise from_dql(exc) from exc
 
 
 def _run(repo: Repository, compiled: dql.CompiledQuery) -> list[dict[str, Any]]:
@@ -379,14 +346,14 @@ def _network(data: Mapping[str, Any]) -> NetworkDef:
             {k: data[k] for k in ("format", "layers", "edges") if k in data}
         )
     except InvalidInput as exc:
-        raise QueryError(f"the rewritten network is not valid: {exc.message}") from exc
+        raise InvalidInput(f"the rewritten network is not valid: {exc.message}") from exc
 
 
 def _slice(parent: NetworkDef, parent_dict: dict[str, Any], row: Mapping[str, Any]) -> NetworkDef:
     """The sliced network with an ``Input`` layer in front of every cut edge."""
     if not row["input"] or not row["output"]:
         port = "input" if not row["input"] else "output"
-        raise QueryError(
+        raise InvalidInput(
             f"slice: no layer of {row['name']!r} ({row['id'][:12]}) matches the {port} selector"
         )
     sliced = slice_network(parent_dict, row["input"], row["output"])
@@ -505,7 +472,7 @@ def _fresh_state(net: NetworkDef, reused: Mapping[str, np.ndarray]) -> Tensors:
         try:
             module = build_module(net)
         except InvalidInput as exc:
-            raise QueryError(f"cannot initialise the new layers: {exc.message}") from exc
+            raise InvalidInput(f"cannot initialise the new layers: {exc.message}") from exc
     state = module_tensors(module)
     missing = sorted(n for n in reused if n not in state)
     for name in missing:  # tensors the builder does not know (e.g. extra buffers): keep them
@@ -567,10 +534,10 @@ EVALUATE_COLUMNS = ["candidate", "source", "overrides", "score", "trained", "sta
 def _evaluate(repo: Repository, compiled: dql.CompiledQuery, dry_run: bool) -> QueryResult:
     source = compiled.source
     if isinstance(source, str):
-        raise QueryError.from_dql(_unresolved(compiled.dql, source))
+        raise from_dql(_unresolved(compiled.dql, source))
     assert source is not None
     if source.kind == "evaluate":
-        raise QueryError("evaluate cannot range over another evaluate (save its result first)")
+        raise InvalidInput("evaluate cannot range over another evaluate (save its result first)")
     config_data, config_dir = load_config(compiled.config or "", repo)
     created: list[CreatedVersion] = []
     with _held(repo, write=not dry_run):
@@ -808,7 +775,6 @@ def _candidate_row(candidate: _Candidate, keep: Sequence[Any]) -> dict[str, Any]
 
 __all__ = [
     "CreatedVersion",
-    "QueryError",
     "QueryResult",
     "compile_query",
     "execute",

@@ -24,7 +24,7 @@ from provdb.entities import (
     Snapshot,
     Tensor,
 )
-from provdb.errors import GraphError, InvalidInput, NotFound
+from provdb.errors import Conflict, InvalidInput, NotFound, ProvDBError, Unavailable
 from provdb.graph import GraphStore, WriteBatch, open_store
 from provdb.graph.schema import NODES, RELS
 
@@ -123,7 +123,7 @@ def test_relationship_to_missing_node_writes_nothing(store: GraphStore) -> None:
         .add(ModelVersion(id="v2", name="m"))
         .relate("VERSION_OF", ("ModelVersion", "v2"), ("Model", "no-such-model"))
     )
-    with pytest.raises(GraphError, match="does not exist"):
+    with pytest.raises(Conflict, match="does not exist"):
         store.write(batch)
     assert store.count("ModelVersion") == 0
 
@@ -240,7 +240,7 @@ def test_cypher_injection_through_a_name_stays_inert(store: GraphStore, name: st
 
 
 def test_neo4j_unreachable_is_a_clear_error() -> None:
-    with open_store("bolt://127.0.0.1:1") as s, pytest.raises(GraphError, match="cannot reach"):
+    with open_store("bolt://127.0.0.1:1") as s, pytest.raises(Unavailable, match="cannot reach"):
         s.count("Model")
 
 
@@ -314,14 +314,14 @@ def test_read_only_store_refuses_writes(tmp_path) -> None:
     path = tmp_path / "graph.lbdb"
     with open_store(path) as s:
         s.setup()
-    with open_store(path, read_only=True) as ro, pytest.raises(GraphError, match="read-only"):
+    with open_store(path, read_only=True) as ro, pytest.raises(Conflict, match="read-only"):
         ro.put(Model(name="m"))
 
 
 def test_create_only_items_refuse_an_existing_key_and_roll_back(store: GraphStore) -> None:
     store.put(ModelVersion(id="v", name="m"))
     batch = WriteBatch().add(Model(name="m")).add(ModelVersion(id="v", name="dup"), new=True)
-    with pytest.raises(GraphError):
+    with pytest.raises(ProvDBError):
         store.write(batch)
     assert store.get(ModelVersion, "v").name == "m"
     assert store.count("Model") == 0

@@ -21,6 +21,7 @@ import pytest
 from neo4j import GraphDatabase
 from neo4j.exceptions import AuthError
 
+from provdb.cli.neo4j import main as cli_main
 from provdb.errors import ProvDBError
 from provdb.neo4j_server import (
     NEO4J_VERSION,
@@ -29,7 +30,6 @@ from provdb.neo4j_server import (
     default_home,
     free_port,
 )
-from provdb.neo4j_server.__main__ import main as cli_main
 
 # ------------------------------------------------------------------ helpers and fixtures
 
@@ -122,7 +122,7 @@ def test_start_without_jars_says_fetch(tmp_path: Path) -> None:
     with pytest.raises(Neo4jServerError, match="fetch") as info:
         server.start(timeout=5)
     assert isinstance(info.value, ProvDBError)
-    assert info.value.code == "NEO4J_SERVER"
+    assert info.value.code == "unavailable"
     assert not server.pid_file.exists()
 
 
@@ -160,12 +160,12 @@ def test_cli_status_of_a_stopped_instance(tmp_path: Path, capsys: pytest.Capture
     assert "not running" in capsys.readouterr().out
 
 
-def test_cli_start_without_jars_exits_1(
+def test_cli_start_without_jars_exits_69_unavailable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert cli_main(["--home", str(tmp_path), "--port", str(free_port()), "start"]) == 1
-    assert "NEO4J_SERVER" in capsys.readouterr().err
+    assert cli_main(["--home", str(tmp_path), "--port", str(free_port()), "start"]) == 69
+    assert "error: " in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ the session's server

@@ -18,10 +18,11 @@ from click.testing import CliRunner
 
 from provdb.cli import cli
 from provdb.cli.query import query
+from provdb.errors import InvalidInput, QuerySyntaxError
 from provdb.graph.base import Statement
 from provdb.models import learner, zoo
 from provdb.models.builder import build_module, module_tensors
-from provdb.query import QueryError, execute, save_query, saved_queries
+from provdb.query import execute, save_query, saved_queries
 from provdb.repository import Repository
 from provdb.versioning import metrics_of, params_of
 
@@ -268,11 +269,11 @@ def test_saved_queries_and_errors(repo: Repository) -> None:
     assert set(saved_queries(repo)) == {"maxnets"}
     result = execute(repo, 'select m from "maxnets" where m.name like "alexnet-%"')
     assert names(result) == ["alexnet-avgv1-c", "alexnet-origin-a"]
-    with pytest.raises(QueryError) as info:
+    with pytest.raises(QuerySyntaxError) as info:
         execute(repo, 'select m from "nope"')
-    assert (info.value.code, info.value.line, info.value.col) == ("DQL_ERROR", 1, 15)
+    assert (info.value.code, info.value.line, info.value.col) == ("syntax_error", 1, 15)
     assert "^^^^^^" in info.value.message
-    with pytest.raises(QueryError) as info:
+    with pytest.raises(QuerySyntaxError) as info:
         save_query(repo, "bad", "select m where m.name like")
     assert set(saved_queries(repo)) == {"maxnets"}
     middle = execute(
@@ -285,7 +286,7 @@ def test_saved_queries_and_errors(repo: Repository) -> None:
     assert middle.network.layer("relu2").to_dict() == {
         "name": "relu2", "type": "Input", "mode": "", "attrs": {"shape": [4, 4, 4]},
     }  # fmt: skip
-    with pytest.raises(QueryError, match="slice: no layer"):
+    with pytest.raises(InvalidInput, match="slice: no layer"):
         execute(repo, 'slice b from a where a.name = "lenet-max" '
                       'mutate b.input = a["nope"] and b.output = a["fc7"]')  # fmt: skip
 
@@ -321,7 +322,7 @@ def test_dlv_query(repo_dir: Path) -> None:
     assert "Line 2, Col 9" in lines[0]
     assert lines[-1] == "  " + " " * 8 + "^^^^"
     error = json.loads(dlv(repo_dir, "select m where", "--json", code=1).output)["error"]
-    assert error["error_code"] == "DQL_ERROR"
+    assert error["code"] == "syntax_error"
     assert error["line"] == 1
 
 

@@ -31,8 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,14 +207,6 @@ def _run(repo: Repository, compiled: dql.CompiledQuery) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (str(r.get("created_at")), str(r.get("id"))))
 
 
-@contextmanager
-def _held(repo: Repository, write: bool) -> Iterator[None]:
-    """Keep one graph handle for a block of reads and writes (embedded graph only)."""
-    hold: Callable[..., Any] | None = getattr(repo.graph, "hold", None)
-    with hold(write=write) if hold is not None else nullcontext():
-        yield
-
-
 def _select(repo: Repository, compiled: dql.CompiledQuery, dry_run: bool) -> QueryResult:
     rows = _run(repo, compiled)
     return QueryResult(
@@ -247,7 +238,7 @@ DERIVE_COLUMNS = ["name", "id", "parent_name", "parent", "added", "removed", "ne
 
 
 def _derive(repo: Repository, compiled: dql.CompiledQuery, dry_run: bool) -> QueryResult:
-    with _held(repo, write=not dry_run):
+    with repo.graph.session(write=not dry_run):
         derived = derive_versions(repo, compiled, commit=not dry_run, with_tensors=not dry_run)
     rows = [_derived_row(d) for d in derived]
     return QueryResult(
@@ -540,12 +531,12 @@ def _evaluate(repo: Repository, compiled: dql.CompiledQuery, dry_run: bool) -> Q
         raise InvalidInput("evaluate cannot range over another evaluate (save its result first)")
     config_data, config_dir = load_config(compiled.config or "", repo)
     created: list[CreatedVersion] = []
-    with _held(repo, write=not dry_run):
+    with repo.graph.session(write=not dry_run):
         subjects = _subjects(repo, source, dry_run, created)
     candidates = _candidates(subjects, compiled, config_data, config_dir)
     _train_and_prune(candidates, compiled.keep)
     rows = [_candidate_row(c, compiled.keep) for c in candidates]
-    with _held(repo, write=not dry_run):
+    with repo.graph.session(write=not dry_run):
         for candidate, row in zip(candidates, rows):
             if candidate.status == "kept":
                 version = _survivor(repo, candidate, compiled, commit=not dry_run)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from provdb.errors import InvalidInput
+from provdb.errors import InvalidInput, TrainingDiverged
 from provdb.models.builder import NetworkModule, build_module, materialize, module_tensors
 from provdb.models.network import NetworkDef, layer_of
 
@@ -294,8 +294,9 @@ def train(
             idx = torch.from_numpy(next(batches))
             loss = _loss(net, module(x_all[idx]), y_all[idx])
             if not torch.isfinite(loss):
-                raise InvalidInput(
-                    f"training diverged at step {step} (loss {loss.item()}); lower base_lr"
+                raise TrainingDiverged(
+                    f"training diverged at step {step} (loss {loss.item()}); lower base_lr",
+                    step=step,
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

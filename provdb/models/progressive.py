@@ -751,10 +751,11 @@ def _exact_tensors(weights: Mapping[str, Bounds]) -> dict[str, np.ndarray]:
 def full_precision_predict(
     net: NetworkDef, tensors: Mapping[str, np.ndarray], x: np.ndarray, *, top_k: int = 1
 ) -> np.ndarray:
-    """A plain PyTorch forward pass (eval mode, float32, batches of 512): argmax for top-1,
-    else the top-k classes as ascending sets."""
+    """A plain PyTorch forward pass (eval mode, float32, batches of 512; samples reshaped to
+    the ``Input`` shape like the learner does): argmax for top-1, else the top-k classes as
+    ascending sets."""
     module = build_module(net, tensors)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    xt = torch.from_numpy(_fit_input(net, x))
     materialize(module, xt[:2])
     module.eval()
     with torch.no_grad():

@@ -48,6 +48,7 @@ from provdb.results import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from provdb.models.progressive import ProgressiveResult
     from provdb.query import QueryResult
     from storage import Archive, SnapshotInfo
 
@@ -473,6 +474,18 @@ class Repository:
             accuracy=out["accuracy"],
             top={k: out[f"top{k}"] for k in top_k},
         )
+
+    def evaluate_progressive(self, ref: str, data: str, top: int = 1) -> ProgressiveResult:
+        """Top-``top`` predictions read plane by plane: each input is answered from the
+        fewest high-order byte planes whose interval forward pass certifies its answer (the
+        answers equal the full-precision ones); see :mod:`provdb.models.progressive`."""
+        from provdb.models import learner, progressive
+
+        if top < 1:
+            raise InvalidInput(f"--top must be at least 1, not {top}")
+        dataset = learner.load_dataset(data, test_only=True)
+        with self.graph.session():
+            return progressive.evaluate_version(self, ref, dataset.x_test, top_k=top)
 
     def gc(self) -> GCResult:
         """Drop archive snapshots no committed graph snapshot names, then unreferenced

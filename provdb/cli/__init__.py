@@ -427,10 +427,34 @@ def archive(ctx: click.Context, alpha: float, algorithm: str, scheme: str, as_js
 @click.option(
     "--data", required=True, help="builtin:digits, or an .npz with x_test and y_test arrays."
 )
+@click.option(
+    "--progressive",
+    is_flag=True,
+    help="Answer top-K from the high-order byte planes first, reading lower planes only for "
+    "inputs not yet certain (answers equal the full-precision ones).",
+)
+@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --progressive: certify the top-K class set.")  # fmt: skip
+@click.option("--predictions", type=click.Path(dir_okay=False),
+              help="With --progressive: write the predicted classes to this .npy.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def eval_(ctx: click.Context, version: str, data: str, as_json: bool) -> None:
-    """Evaluate VERSION on a data set: accuracy, top-k and loss."""
+def eval_(
+    ctx: click.Context,
+    version: str,
+    data: str,
+    progressive: bool,
+    top: int,
+    predictions: str | None,
+    as_json: bool,
+) -> None:
+    """Evaluate VERSION on a data set: accuracy, top-k and loss (or, with --progressive, the
+    fraction of inputs answered per byte plane and the bytes read)."""
+    if progressive:
+        _eval_progressive(ctx, version, data, top, predictions, as_json)
+        return
+    if predictions:
+        raise click.UsageError("--predictions needs --progressive")
     with console.status("evaluating…"):
         out = _repo(ctx).evaluate(version, data).to_dict()
     if as_json:
@@ -438,6 +462,32 @@ def eval_(ctx: click.Context, version: str, data: str, as_json: bool) -> None:
         return
     for k, v in out.items():
         click.echo(f"{k:>9}: {v:.4f}" if isinstance(v, float) else f"{k:>9}: {v}")
+
+
+def _eval_progressive(
+    ctx: click.Context, version: str, data: str, top: int, predictions: str | None, as_json: bool
+) -> None:
+    import numpy as np
+
+    with console.status("evaluating plane by plane…"):
+        result = _repo(ctx).evaluate_progressive(version, data, top=top)
+    if predictions:
+        np.save(predictions, result.predictions)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    if result.fallback:
+        click.echo(f"note: {result.fallback}; answered at full precision")
+    t = Table("planes", "certified", "of inputs", "bytes read", "of the model", "seconds",
+              title=f"progressive top-{top} on {result.n} inputs")  # fmt: skip
+    for step in result.steps:
+        share = f"{100 * step.bytes_read / result.full_bytes:.1f}%" if (
+            step.bytes_read is not None and result.full_bytes) else "-"  # fmt: skip
+        t.add_row(str(step.planes), str(step.certified), f"{100 * step.fraction:.1f}%",
+                  size(step.bytes_read), share, f"{step.seconds:.3f}")  # fmt: skip
+    console.print(t)
+    if predictions:
+        click.echo(f"wrote {predictions}")
 
 
 def _register_query() -> None:

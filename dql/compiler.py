@@ -25,7 +25,11 @@ from dql.templates import layer_spec
 #: Looks up a saved query by name and returns its DQL text (None if there is no such query).
 Resolver = t.Callable[[str], str | None]
 
-VERSION_RETURN = tuple(f"{V}.{s.VERSION_ATTRIBUTES[c][0]} AS {c}" for c in s.VERSION_COLUMNS)
+#: Result column → the version property it returns, for every version-returning query.
+VERSION_PROPERTIES: dict[str, str] = {c: s.VERSION_ATTRIBUTES[c][0] for c in s.VERSION_COLUMNS}
+#: The reverse: which result column already carries a version property.
+PROPERTY_COLUMNS: dict[str, str] = {prop: c for c, prop in VERSION_PROPERTIES.items()}
+VERSION_RETURN = tuple(f"{V}.{prop} AS {c}" for c, prop in VERSION_PROPERTIES.items())
 
 
 def compile(text: str, dialect: str = "neo4j", resolve: Resolver | None = None) -> CompiledQuery:
@@ -83,7 +87,8 @@ class Compiler:
             clauses.append("ORDER BY " + ", ".join(keys))
         if query.args.get("limit") is not None:
             clauses.append(f"LIMIT {self.gen.param(query.args['limit'].this)}")
-        return self._result("select", query, clauses, columns)
+        cq = self._result("select", query, clauses, columns)
+        return _replace(cq, ordered=bool(query.args.get("order")))
 
     def _compile_slice(self, query: exp.Slice) -> CompiledQuery:
         names = {query.this.this}
@@ -293,14 +298,12 @@ class Compiler:
         for i, ordered in enumerate(query.args.get("order") or []):
             value = ordered.this
             self._check_var(value, {query.this.this} | self._range_vars(query))
+            if isinstance(value, exp.Attribute):
+                prop = s.VERSION_ATTRIBUTES[value.args["name"]][0]
+                if prop in PROPERTY_COLUMNS:  # already returned: sort by that column
+                    columns.append(PROPERTY_COLUMNS[prop])
+                    continue
             extra, expression = self.gen.order_value(value)
-            if not extra and expression in (r.split(" AS ")[0] for r in VERSION_RETURN):
-                columns.append(
-                    next(
-                        r.split(" AS ")[1] for r in VERSION_RETURN if r.startswith(expression + " ")
-                    )
-                )
-                continue
             clauses += extra
             items.append(f"{expression} AS order_{i}")
             columns.append(f"order_{i}")

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from neo4j import GraphDatabase, ManagedTransaction, RoutingControl
+from neo4j import GraphDatabase, ManagedTransaction, Query, RoutingControl, unit_of_work
 from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
 from neo4j.graph import Node, Relationship
 
@@ -21,6 +21,8 @@ SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 
 #: Seconds to wait for a connection before saying Neo4j cannot be reached.
 CONNECT_TIMEOUT_S = 5.0
+#: Default server-side time limit of every transaction (``PROVDB_QUERY_TIMEOUT`` overrides).
+QUERY_TIMEOUT_S = 120.0
 
 
 class Neo4jStore(GraphStore):
@@ -52,6 +54,8 @@ class Neo4jStore(GraphStore):
             notifications_min_severity="OFF",
         )
         self._reached = False
+        #: Server-side limit for every transaction (seconds): no user text can tie Neo4j up.
+        self.timeout = float(os.environ.get("PROVDB_QUERY_TIMEOUT") or QUERY_TIMEOUT_S)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -73,6 +77,7 @@ class Neo4jStore(GraphStore):
 
     def run_write(self, statements: Sequence[Statement]) -> list[list[dict[str, Any]]]:
         # docstring inherited
+        @unit_of_work(timeout=self.timeout)
         def work(tx: ManagedTransaction) -> list[list[dict[str, Any]]]:
             return [
                 checked(s, [_plain_row(r) for r in tx.run(s.cypher, dict(s.params))])
@@ -88,7 +93,7 @@ class Neo4jStore(GraphStore):
         # docstring inherited
         result = self._call(
             self._driver.execute_query,
-            cypher,
+            Query(cypher, timeout=self.timeout),  # type: ignore[arg-type]
             dict(params or {}),
             database_=self.database,
             routing_=RoutingControl.READ,

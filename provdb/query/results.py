@@ -94,6 +94,6 @@ def run_rows(repo: Repository, compiled: dql.CompiledQuery) -> list[dict[str, An
     """The rows of a compiled select/slice/construct, in its order (by creation time and id
     when the query has no ORDER BY of its own)."""
     rows = repo.graph.run_read(compiled.cypher, compiled.params)
-    if "ORDER BY" in compiled.cypher:
+    if compiled.ordered:
         return rows
     return sorted(rows, key=lambda r: (str(r.get("created_at")), str(r.get("id"))))

@@ -107,8 +107,11 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class Dataset:
-    """Train and test arrays; ``x`` is float32 (N, …), ``y`` int64 class indices."""
+class ArrayDataset:
+    """In-memory train and test arrays (not the graph's ``Dataset`` node).
+
+    ``x`` is float32 (N, …), ``y`` int64 class indices.
+    """
 
     name: str
     x_train: np.ndarray
@@ -119,6 +122,10 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return int(max(self.y_train.max(initial=0), self.y_test.max(initial=0))) + 1
+
+
+#: Former name, kept for callers (``provdb.entities.Dataset`` is the provenance node).
+Dataset = ArrayDataset
 
 
 @dataclass
@@ -134,7 +141,7 @@ class TrainResult:
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
+def load_dataset(spec: str | os.PathLike[str]) -> ArrayDataset:
     """``builtin:digits`` (8×8 images, 10 classes, a fixed stratified 75/25 split) or an
     ``.npz`` path with ``x_train``, ``y_train``, ``x_test``, ``y_test``."""
     spec = str(spec)
@@ -156,7 +163,7 @@ def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
     return _dataset(path.name, **arrays)
 
 
-def _dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) -> Dataset:
+def _dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) -> ArrayDataset:
     xs = (np.asarray(x_train, dtype=np.float32), np.asarray(x_test, dtype=np.float32))
     ys = (np.asarray(y_train).astype(np.int64), np.asarray(y_test).astype(np.int64))
     for x, y, part in ((xs[0], ys[0], "train"), (xs[1], ys[1], "test")):
@@ -164,10 +171,10 @@ def _dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) ->
             raise InvalidInput(f"data set {name}: x_{part} and y_{part} do not match")
         if y.size and y.min() < 0:
             raise InvalidInput(f"data set {name}: y_{part} has negative labels")
-    return Dataset(name, xs[0], ys[0], xs[1], ys[1])
+    return ArrayDataset(name, xs[0], ys[0], xs[1], ys[1])
 
 
-def _digits() -> Dataset:
+def _digits() -> ArrayDataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -310,17 +317,17 @@ def train(
 def evaluate(
     net: NetworkDef,
     tensors: Mapping[str, Any] | None,
-    data: Dataset | str | os.PathLike[str],
+    data: ArrayDataset | str | os.PathLike[str],
     top_k: tuple[int, ...] = (1, 5),
 ) -> dict[str, float]:
     """Test-split metrics: ``accuracy``, ``top<k>`` for each k, mean ``loss`` and ``n``."""
-    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    dataset = data if isinstance(data, ArrayDataset) else load_dataset(data)
     module = _module_for(net, tensors, _fit_input(net, dataset.x_test))
     return _evaluate_module(module, net, dataset, top_k)
 
 
 def _evaluate_module(
-    module: NetworkModule, net: NetworkDef, data: Dataset, top_k: tuple[int, ...]
+    module: NetworkModule, net: NetworkDef, data: ArrayDataset, top_k: tuple[int, ...]
 ) -> dict[str, float]:
     x = torch.from_numpy(_fit_input(net, data.x_test))
     y = torch.from_numpy(data.y_test)

@@ -131,7 +131,10 @@ def test_network_module_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, provdb.models.network, provdb.models.zoo; assert 'torch' not in sys.modules"
+    code = (
+        "import sys, provdb.models.network, provdb.models.zoo, provdb.models.files; "
+        "assert not {'torch', 'onnx'} & set(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

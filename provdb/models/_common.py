@@ -1,0 +1,44 @@
+"""Helpers shared by the model-file formats (no torch, no onnx at import time)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from provdb.errors import InvalidInput
+
+Tensors = dict[str, np.ndarray]
+
+
+def existing_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`Path`; raises :class:`InvalidInput` when it is not a file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidInput(f"{p}: no such file")
+    return p
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), for one-line errors."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def ints(value: Any, dims: int) -> list[int] | Any:
+    """``value`` as a per-dimension list (a scalar repeated ``dims`` times; strings kept)."""
+    if isinstance(value, str):
+        return value
+    return list(value) if isinstance(value, list | tuple) else [value] * dims
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    """A numpy copy of a torch tensor (bfloat16 widened to float32), or ``np.asarray(value)``."""
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        tensor = value.detach().cpu()
+        if str(tensor.dtype) == "torch.bfloat16":
+            tensor = tensor.float()
+        return tensor.numpy().copy()
+    return np.asarray(value)

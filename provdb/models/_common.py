@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from provdb.errors import InvalidInput
@@ -34,11 +35,24 @@ def ints(value: Any, dims: int) -> list[int] | Any:
     return list(value) if isinstance(value, list | tuple) else [value] * dims
 
 
+#: torch dtypes numpy lacks → (same-width integer view, ml_dtypes type).
+_VIEWED = {
+    "torch.bfloat16": ("int16", ml_dtypes.bfloat16),
+    "torch.float8_e4m3fn": ("uint8", ml_dtypes.float8_e4m3fn),
+    "torch.float8_e5m2": ("uint8", ml_dtypes.float8_e5m2),
+}
+
+
 def as_numpy(value: Any) -> np.ndarray:
-    """A numpy copy of a torch tensor (bfloat16 widened to float32), or ``np.asarray(value)``."""
+    """A numpy copy of a torch tensor, dtype kept (bfloat16/float8 as ``ml_dtypes`` arrays),
+    or ``np.asarray(value)``; torch is never imported here."""
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         tensor = value.detach().cpu()
-        if str(tensor.dtype) == "torch.bfloat16":
-            tensor = tensor.float()
-        return tensor.numpy().copy()
+        viewed = _VIEWED.get(str(tensor.dtype))
+        if viewed is None:
+            return np.array(tensor.numpy())
+        import torch
+
+        raw = tensor.contiguous().view(getattr(torch, viewed[0])).numpy()
+        return np.array(raw).view(viewed[1])
     return np.asarray(value)

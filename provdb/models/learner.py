@@ -175,8 +175,8 @@ def _dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) ->
 
 
 def _digits() -> ArrayDataset:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+    from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]

@@ -99,7 +99,7 @@ class Layer:
 
     def replace(self, **changes: Any) -> Layer:
         """A copy with some fields changed (``attrs`` is copied, never shared)."""
-        fields = {
+        fields: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
             "mode": self.mode,

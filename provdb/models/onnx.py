@@ -200,8 +200,9 @@ def _onnx_matmul(n: _OnnxNode) -> Handled | None:
 
 
 def _onnx_batchnorm(n: _OnnxNode) -> Handled | None:
-    arrays = [n.const(i) for i in range(1, 5)]
-    if any(x is None for x in arrays) or n.dynamic() != [0]:
+    found = [n.const(i) for i in range(1, 5)]
+    arrays = [x for x in found if x is not None]
+    if len(arrays) != 4 or n.dynamic() != [0]:
         return None
     momentum = round(1.0 - float(n.attrs.get("momentum", 0.9)), 6)
     attrs = {
@@ -389,7 +390,7 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
     ):
         return None
     attr = node.attribute[0]
-    kinds = {"value_float": np.float32, "value_floats": np.float32}
+    kinds: dict[str, type[np.generic]] = {"value_float": np.float32, "value_floats": np.float32}
     kinds |= {"value_int": np.int64, "value_ints": np.int64}
     if attr.name == "value" and attr.t.data_location != TensorProto.EXTERNAL:
         array = numpy_helper.to_array(attr.t)
@@ -426,7 +427,7 @@ class _Import:
             init.name: numpy_helper.to_array(init) for init in self.graph.initializer
         }
         self.layers: list[Layer] = []
-        self.edges: list[tuple[str, str, int]] = []
+        self.edges: list[Any] = []  # (source, destination, output index)
         self.tensors: Tensors = {}
         self.producer: dict[str, tuple[str, int]] = {}
         self.used: set[str] = set()

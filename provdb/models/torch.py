@@ -378,7 +378,12 @@ class _TorchImport:
 def _node_refs(node: torch.fx.Node) -> list[torch.fx.Node]:
     """Graph values a call reads, in argument order, repeats kept (``x + x``)."""
     refs: list[torch.fx.Node] = []
-    torch.fx.node.map_arg((node.args, node.kwargs), lambda n: refs.append(n) or n)
+
+    def keep(n: torch.fx.Node) -> torch.fx.Node:
+        refs.append(n)
+        return n
+
+    torch.fx.node.map_arg((node.args, node.kwargs), keep)
     return refs
 
 

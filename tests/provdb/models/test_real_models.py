@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from real_models import ONNX_MODELS, fixed_inputs, package_file
 
 from provdb.models.files import read_model_file, write_model_file
 from provdb.models.onnx import from_onnx, to_onnx
-from tests.provdb.models.real_models import ONNX_MODELS, fixed_inputs, package_file
 
 ort = pytest.importorskip("onnxruntime")
 

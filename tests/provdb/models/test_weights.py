@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from real_models import MINILM, package_file
 from torch import nn
 
 from provdb.errors import InvalidInput
@@ -21,7 +22,6 @@ from provdb.models.onnx import from_onnx, to_onnx
 from provdb.models.safetensors import read_safetensors, save_safetensors
 from provdb.models.torch import load_torch_checkpoint
 from provdb.models.weights import infer_network, map_state_dict
-from tests.provdb.models.real_models import MINILM, package_file
 
 
 def _arrays() -> dict[str, np.ndarray]:

@@ -326,7 +326,7 @@ def _fill(module: nn.Module, filler: str, layer: Layer) -> None:
             "use msra, xavier or default"
         )
     if isinstance(getattr(module, "bias", None), nn.Parameter):
-        nn.init.zeros_(module.bias)
+        nn.init.zeros_(module.bias)  # type: ignore[arg-type]
 
 
 def layer_module(layer: Layer) -> nn.Module:
@@ -474,7 +474,7 @@ def load_tensors(
             raise InvalidInput(f"tensor {name!r} matches no parameter of layer {owner!r}")
         tensor = value if torch.is_tensor(value) else torch.from_numpy(np.array(value))
         target = state[name]
-        lazy = isinstance(target, nn.parameter.UninitializedTensorMixin)
+        lazy = isinstance(target, nn.parameter.UninitializedTensorMixin)  # type: ignore[attr-defined]
         if not lazy and tuple(tensor.shape) != tuple(target.shape):
             raise InvalidInput(
                 f"tensor {name!r} has shape {list(tensor.shape)}, layer {owner!r} expects "

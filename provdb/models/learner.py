@@ -107,8 +107,11 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class Dataset:
-    """Train and test arrays; ``x`` is float32 (N, …), ``y`` int64 class indices."""
+class ArrayDataset:
+    """In-memory train and test arrays (not the graph's ``Dataset`` node).
+
+    ``x`` is float32 (N, …), ``y`` int64 class indices.
+    """
 
     name: str
     x_train: np.ndarray
@@ -119,6 +122,10 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return int(max(self.y_train.max(initial=0), self.y_test.max(initial=0))) + 1
+
+
+#: Former name, kept for callers (``provdb.entities.Dataset`` is the provenance node).
+Dataset = ArrayDataset
 
 
 @dataclass
@@ -134,7 +141,7 @@ class TrainResult:
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def load_dataset(spec: str | os.PathLike[str], *, test_only: bool = False) -> Dataset:
+def load_dataset(spec: str | os.PathLike[str], *, test_only: bool = False) -> ArrayDataset:
     """``builtin:digits`` (8×8 images, 10 classes, a fixed stratified 75/25 split) or an
     ``.npz`` path with ``x_train``, ``y_train``, ``x_test``, ``y_test`` (with ``test_only``,
     for evaluation, just ``x_test`` and ``y_test``: the train split is then empty)."""
@@ -162,7 +169,7 @@ def load_dataset(spec: str | os.PathLike[str], *, test_only: bool = False) -> Da
     return _dataset(path.name, **arrays)
 
 
-def _dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) -> Dataset:
+def _dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) -> ArrayDataset:
     xs = (np.asarray(x_train, dtype=np.float32), np.asarray(x_test, dtype=np.float32))
     ys = (np.asarray(y_train).astype(np.int64), np.asarray(y_test).astype(np.int64))
     for x, y, part in ((xs[0], ys[0], "train"), (xs[1], ys[1], "test")):
@@ -172,12 +179,12 @@ def _dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) ->
             raise InvalidInput(f"data set {name}: y_{part} has negative labels")
     if not len(ys[1]):
         raise InvalidInput(f"data set {name}: the test split is empty")
-    return Dataset(name, xs[0], ys[0], xs[1], ys[1])
+    return ArrayDataset(name, xs[0], ys[0], xs[1], ys[1])
 
 
-def _digits() -> Dataset:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+def _digits() -> ArrayDataset:
+    from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+    from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
 
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
@@ -319,17 +326,17 @@ def train(
 def evaluate(
     net: NetworkDef,
     tensors: Mapping[str, Any] | None,
-    data: Dataset | str | os.PathLike[str],
+    data: ArrayDataset | str | os.PathLike[str],
     top_k: tuple[int, ...] = (1, 5),
 ) -> dict[str, float]:
     """Test-split metrics: ``accuracy``, ``top<k>`` for each k, mean ``loss`` and ``n``."""
-    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    dataset = data if isinstance(data, ArrayDataset) else load_dataset(data)
     module = _module_for(net, tensors, _fit_input(net, dataset.x_test))
     return _evaluate_module(module, net, dataset, top_k)
 
 
 def _evaluate_module(
-    module: NetworkModule, net: NetworkDef, data: Dataset, top_k: tuple[int, ...]
+    module: NetworkModule, net: NetworkDef, data: ArrayDataset, top_k: tuple[int, ...]
 ) -> dict[str, float]:
     x = torch.from_numpy(_fit_input(net, data.x_test))
     y = torch.from_numpy(data.y_test)

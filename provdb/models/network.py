@@ -99,7 +99,7 @@ class Layer:
 
     def replace(self, **changes: Any) -> Layer:
         """A copy with some fields changed (``attrs`` is copied, never shared)."""
-        fields = {
+        fields: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
             "mode": self.mode,
@@ -139,17 +139,38 @@ class NetworkDef:
     """A validated network DAG; ``layers`` are kept in topological order.
 
     Edges are ``(source, destination)`` layer names; their order gives the input order of
-    multi-input layers (Add, Concat). A pair may repeat (``x + x``).
+    multi-input layers (Add, Concat). A pair may repeat (``x + x``). An edge may be given as
+    ``(source, destination, output)`` when it carries output ``output`` (> 0) of a layer with
+    several outputs (an LSTM's ``Y_h``); ``edges`` always holds pairs and :attr:`ports` the
+    output index of each edge (0 for most). ``meta`` is model-level JSON metadata that formats
+    keep for a faithful round trip (``meta["onnx"]``: opset, IR version, graph outputs, ...).
     """
 
     layers: tuple[Layer, ...]
     edges: tuple[tuple[str, str], ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+    ports: tuple[int, ...] = ()
+    _index: dict[str, Layer] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         layers = tuple(
             layer if isinstance(layer, Layer) else Layer.from_dict(layer) for layer in self.layers
         )
-        edges = tuple(_edge(e) for e in self.edges)
+        triples = [_edge(e) for e in self.edges]
+        given = tuple(self.ports)
+        if len(given) > len(triples) or any(not isinstance(p, int) or p < 0 for p in given):
+            raise InvalidInput("ports must be one non-negative output index per edge")
+        ports = tuple(
+            given[i] if i < len(given) and given[i] else port
+            for i, (_, _, port) in enumerate(triples)
+        )
+        edges = tuple((src, dst) for src, dst, _ in triples)
+        if not isinstance(self.meta, dict):
+            raise InvalidInput("network meta must be an object")
+        try:
+            json.dumps(self.meta, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"network meta is not JSON: {exc}") from None
         names = [layer.name for layer in layers]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -168,17 +189,21 @@ class NetworkDef:
         ordered = tuple(_topological(layers, edges))
         object.__setattr__(self, "layers", ordered)
         object.__setattr__(self, "edges", edges)
+        object.__setattr__(self, "ports", ports)
         object.__setattr__(self, "_index", {layer.name: layer for layer in ordered})
 
     # ---- serialisation -------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """The network as the JSON object of ``docs/network-format.md``."""
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
             "layers": [layer.to_dict() for layer in self.layers],
-            "edges": [[src, dst] for src, dst in self.edges],
+            "edges": [list(edge) for edge in self.port_edges],
         }
+        if self.meta:
+            data["meta"] = self.meta
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NetworkDef:
@@ -194,7 +219,8 @@ class NetworkDef:
         edges = data.get("edges") or []
         if not isinstance(edges, list):
             raise InvalidInput("'edges' must be a list of [source, destination] pairs")
-        return cls(tuple(Layer.from_dict(layer) for layer in layers), tuple(edges))
+        meta = data.get("meta") or {}
+        return cls(tuple(Layer.from_dict(layer) for layer in layers), tuple(edges), dict(meta))
 
     def to_json(self, indent: int | None = None) -> str:
         """The network as JSON text."""
@@ -233,6 +259,33 @@ class NetworkDef:
         """The layers in topological order (the stored order)."""
         return list(self.layers)
 
+    @property
+    def port_edges(self) -> list[tuple[str, str] | tuple[str, str, int]]:
+        """Edges as in JSON: ``(source, destination)``, or ``(source, destination, output)``
+        when the edge carries an output other than the first."""
+        return [
+            (src, dst, port) if port else (src, dst)
+            for (src, dst), port in zip(self.edges, self.ports)
+        ]
+
+    def inputs_of(self, name: str) -> list[tuple[str, int]]:
+        """``(predecessor, output index)`` pairs feeding ``name``, in edge (= input) order."""
+        self.layer(name)
+        return [(src, port) for (src, dst), port in zip(self.edges, self.ports) if dst == name]
+
+    def replace(self, **changes: Any) -> NetworkDef:
+        """A copy with some fields changed (``layers``, ``edges``, ``meta``, ``ports``)."""
+        fields: dict[str, Any] = {
+            "layers": self.layers,
+            "edges": self.edges,
+            "meta": dict(self.meta),
+            "ports": self.ports,
+        }
+        if "edges" in changes and "ports" not in changes:
+            fields["ports"] = ()
+        fields.update(changes)
+        return NetworkDef(**fields)
+
     def successors(self, name: str) -> list[str]:
         """Names of the layers fed by ``name``, in edge order."""
         self.layer(name)
@@ -269,14 +322,19 @@ class NetworkDef:
         return [layer for layer in self.layers if layer.name in owners]
 
 
-def _edge(edge: Any) -> tuple[str, str]:
+def _edge(edge: Any) -> tuple[str, str, int]:
+    """``(source, destination, output)`` of ``[source, destination]`` or ``[..., output]``."""
     if (
         not isinstance(edge, list | tuple)
-        or len(edge) != 2
-        or not all(isinstance(end, str) for end in edge)
+        or len(edge) not in (2, 3)
+        or not all(isinstance(end, str) for end in edge[:2])
+        or (len(edge) == 3 and (not isinstance(edge[2], int) or edge[2] < 0))
     ):
-        raise InvalidInput(f"an edge must be a [source, destination] pair of names, got {edge!r}")
-    return (edge[0], edge[1])
+        raise InvalidInput(
+            "an edge must be a [source, destination] pair of names (optionally with an output "
+            f"index), got {edge!r}"
+        )
+    return (edge[0], edge[1], edge[2] if len(edge) == 3 else 0)
 
 
 def layer_of(tensor_name: str, layer_names: Iterable[str]) -> str | None:

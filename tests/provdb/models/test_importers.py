@@ -241,15 +241,23 @@ def test_bad_onnx_files(tmp_path: Path) -> None:
         from_onnx(tmp_path / "missing.onnx")
 
 
-def test_control_flow_is_unsupported() -> None:
-    branch = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["o"])],
-        "b",
+def test_control_flow_keeps_sub_graphs_and_implicit_inputs() -> None:
+    weight = numpy_helper.from_array(np.full((1,), 2.5, np.float32), "w")
+    then = helper.make_graph(
+        [helper.make_node("Mul", ["x", "w"], ["o"])],
+        "then",
         [],
         [helper.make_tensor_value_info("o", TensorProto.FLOAT, [1])],
+        [weight],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["o2"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("o2", TensorProto.FLOAT, [1])],
     )
     graph = helper.make_graph(
-        [helper.make_node("If", ["c"], ["y"], name="if1", then_branch=branch, else_branch=branch)],
+        [helper.make_node("If", ["c"], ["y"], name="if1", then_branch=then, else_branch=other)],
         "g",
         [
             helper.make_tensor_value_info("c", TensorProto.BOOL, []),
@@ -258,8 +266,16 @@ def test_control_flow_is_unsupported() -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    with pytest.raises(InvalidInput, match="'if1' \\(If\\) has a sub-graph"):
-        from_onnx(model)
+    net, tensors = from_onnx(model)
+    assert net.layer("if1").attrs["op"] == "If"
+    assert net.predecessors("if1") == ["c", "x"]  # x is read inside the branches
+    assert list(tensors) == ["if1.then_branch.w"]
+    back = to_onnx(net, tensors)
+    onnx.checker.check_model(back, full_check=True)
+    x = np.array([3.0], np.float32)
+    for cond, expected in ((True, 7.5), (False, -3.0)):
+        (y,) = ReferenceEvaluator(back).run(None, {"c": np.array(cond), "x": x})
+        assert y.tolist() == [expected]
 
 
 def test_to_onnx_refuses_layers_without_onnx_form() -> None:
@@ -305,3 +321,25 @@ def test_torch_checkpoints(tmp_path: Path) -> None:
     torch.save({"epoch": 1}, tmp_path / "none.pt")
     with pytest.raises(InvalidInput, match="holds no tensors"):
         load_torch_checkpoint(tmp_path / "none.pt")
+
+
+def test_edges_name_the_output_of_a_multi_output_node() -> None:
+    graph = helper.make_graph(
+        [
+            helper.make_node("Split", ["x"], ["lo", "hi"], name="split", axis=1, num_outputs=2),
+            helper.make_node("Sub", ["hi", "lo"], ["y"], name="sub"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    net, tensors = from_onnx(model)
+    assert net.port_edges == [("x", "split"), ("split", "sub", 1), ("split", "sub")]
+    assert net.inputs_of("sub") == [("split", 1), ("split", 0)]
+    back = to_onnx(net.from_json(net.to_json()), tensors)
+    assert [i.name for i in back.graph.input] == ["x"]
+    assert [o.name for o in back.graph.output] == ["y"]
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    (y,) = ReferenceEvaluator(back).run(None, {"x": x})
+    assert y.tolist() == [[2.0, 2.0], [2.0, 2.0]]

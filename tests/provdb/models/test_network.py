@@ -131,7 +131,10 @@ def test_network_module_does_not_import_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, provdb.models.network, provdb.models.zoo; assert 'torch' not in sys.modules"
+    code = (
+        "import sys, provdb.models.network, provdb.models.zoo, provdb.models.files; "
+        "assert not {'torch', 'onnx'} & set(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -151,3 +154,17 @@ def test_zoo_networks() -> None:
     assert {f"conv{k}" for k in range(1, 6)} | {"fc6", "fc7", "fc8"} <= set(net.names)
     with pytest.raises(InvalidInput, match="pools must be"):
         alexnet("MIN")
+
+
+def test_ports_and_meta_round_trip_through_json() -> None:
+    layers = [Layer("x", "Input"), Layer("lstm", "Other", attrs={"op": "LSTM"}), Layer("h", "Tanh")]
+    net = NetworkDef(tuple(layers), (("x", "lstm"), ("lstm", "h", 1)), {"onnx": {"ir_version": 8}})
+    assert net.edges == (("x", "lstm"), ("lstm", "h"))
+    assert net.ports == (0, 1)
+    data = json.loads(net.to_json())
+    assert data["edges"] == [["x", "lstm"], ["lstm", "h", 1]]
+    assert data["meta"] == {"onnx": {"ir_version": 8}}
+    assert NetworkDef.from_json(net.to_json()) == net
+    assert "meta" not in json.loads(NetworkDef(tuple(layers[:1])).to_json())
+    with pytest.raises(InvalidInput, match="output index"):
+        NetworkDef(tuple(layers), (("x", "lstm", -1),))

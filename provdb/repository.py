@@ -345,15 +345,22 @@ class Repository:
                 raise InvalidInput("give a model file, or --parent to commit the parent's weights")
             net, tensors, framework = network, self.weights(base.id), base.framework
         else:
-            net, tensors, framework = read_model_file(path)
+            found = read_model_file(path)
+            net, tensors, framework = found
             net = net or network
+            if net is None and base is None:  # a plain weights file: infer its network
+                net = found.infer_network()
+            elif net is not None and found.metadata:
+                net = net.replace(meta={**net.meta, "safetensors": {"metadata": found.metadata}})
         if net is None:
-            if base is None:
-                raise InvalidInput(
-                    f"{path} holds weights only: give --network NET.json or --parent VERSION"
-                )
+            assert base is not None
+            from provdb.models.weights import map_state_dict
+
             net = vs.network_of(base)
+            tensors, how = map_state_dict(net, tensors, reference=self.weights(base.id))
             self._check_like_parent(base, tensors)
+            if how != "names":
+                kwargs["message"] = kwargs.get("message") or f"tensor names mapped by {how}"
         files = [*self.staged(), *kwargs.pop("files", [])]
         result = self.commit(
             name,

@@ -23,6 +23,7 @@ from provdb import versioning as vs
 from provdb.entities import Agent, Dataset, ModelVersion, Run, Snapshot, now_iso
 from provdb.errors import InvalidInput
 from provdb.graph import WriteBatch
+from provdb.models._common import as_numpy
 from provdb.models.network import NetworkDef
 from provdb.repository import Repository
 
@@ -160,10 +161,7 @@ class ActiveRun:
             return self.network or net, tensors
         if not isinstance(model, Mapping):
             raise InvalidInput(f"log_checkpoint takes a model or a state dict, not {type(model)}")
-        tensors = {
-            k: v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
-            for k, v in model.items()
-        }
+        tensors = {k: as_numpy(v) for k, v in model.items()}
         net = self.network or (vs.network_of(self.parent) if self.parent else None)
         if net is None:
             raise InvalidInput("a state dict needs start_run(network=…) or a parent version")

@@ -159,7 +159,7 @@ def _slice(parent: NetworkDef, parent_dict: dict[str, Any], row: Mapping[str, An
     )
     shapes = _output_shapes(parent) if cut else {}
     inputs = [_input_layer(parent.layer(name), shapes.get(name)).to_dict() for name in cut]
-    edges = [[src, dst] for src, dst in parent.edges if dst in kept and src in kept | set(cut)]
+    edges = [list(e) for e in parent.port_edges if e[1] in kept and e[0] in kept | set(cut)]
     return _network({"layers": [*inputs, *sliced["layers"]], "edges": edges})
 
 
@@ -285,4 +285,4 @@ def _with_inferred_sizes(
             elif layer.type == "BatchNorm" and attrs.get("num_features") is None:
                 attrs["num_features"] = int(weight.shape[0])
         layers.append(layer if attrs == layer.attrs else layer.replace(attrs=attrs))
-    return NetworkDef(tuple(layers), net.edges)
+    return net.replace(layers=tuple(layers))

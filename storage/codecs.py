@@ -17,6 +17,7 @@ that decodes it. Three kinds, by what they map:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 import threading
@@ -43,6 +44,7 @@ _LOCAL = threading.local()
 def crc32(data: bytes | memoryview | np.ndarray) -> int:
     """CRC-32 (zlib polynomial) of a buffer; ISA-L's SIMD implementation when installed."""
     return _crc32(data)
+
 
 # ---------------------------------------------------------------------------------------------
 # dtypes
@@ -466,8 +468,12 @@ def _blosc_header(typesize: int) -> np.ndarray | None:
         ne = PlaneMerger.BLOCK_ITEMS
         sample = (np.arange(ne * typesize * 2) % 7).astype(np.uint8)
         chunk = blosc2.compress2(
-            sample, typesize=typesize, clevel=1, codec=blosc2.Codec.LZ4,
-            filters=[blosc2.Filter.SHUFFLE], splitmode=blosc2.SplitMode.ALWAYS_SPLIT,
+            sample,
+            typesize=typesize,
+            clevel=1,
+            codec=blosc2.Codec.LZ4,
+            filters=[blosc2.Filter.SHUFFLE],
+            splitmode=blosc2.SplitMode.ALWAYS_SPLIT,
             blocksize=ne * typesize,
         )
         header = np.frombuffer(chunk[:32], np.uint8).copy()
@@ -579,11 +585,17 @@ class Zstd(Codec):
         return _ZSTD, packed
 
     @staticmethod
-    def decode(kind: int, payload: bytes | memoryview, size: int) -> bytes | memoryview:
-        """Inverse of :meth:`encode`; ``size`` is the decoded length."""
+    def decode(
+        kind: int, payload: bytes | memoryview, size: int, where: str = "chunk"
+    ) -> bytes | memoryview:
+        """Inverse of :meth:`encode`; ``size`` is the decoded length. Undecodable input is a
+        :class:`CorruptionError` naming ``where``."""
         if kind == _RAW:
             return payload
-        return _decompressor().decompress(payload, max_output_size=size)
+        try:
+            return _decompressor().decompress(payload, max_output_size=size)
+        except zstandard.ZstdError as exc:
+            raise CorruptionError(f"corrupt chunk {where}: zstd: {exc}") from exc
 
 
 # Level sweep on workload (a) (bench/results/storage.md): level 1 for the sign/exponent plane
@@ -596,6 +608,11 @@ DEFAULT_COMPRESSOR = Zstd(level=1, plane_levels=(1, 1, -1, -1))
 def frame_chunk(kind: int, payload: bytes | memoryview) -> bytes:
     """Stored chunk value: kind (1 byte), CRC-32 of payload (4 bytes LE), payload."""
     return b"".join((bytes([kind]), crc32(payload).to_bytes(4, "little"), payload))
+
+
+def chunk_digest(value: bytes | memoryview) -> str:
+    """The digest a stored chunk value is addressed by."""
+    return hashlib.sha256(value).hexdigest()[:40]
 
 
 def unframe_chunk(value: bytes | memoryview, where: str) -> tuple[int, memoryview]:

@@ -79,7 +79,8 @@ class Hub:
         if max_upload_bytes < 1 << 20:
             raise InvalidInput("the upload limit must be at least 1 MiB")
         root.mkdir(parents=True, exist_ok=True)
-        Repository.init(root, graph=graph).close()
+        with Repository.init(root, graph=graph) as repo:
+            repo.archive.stats()  # create the archive now, so read-only readers find it
         Accounts.create(root / ACCOUNTS_DB)
         config = {"format": HUB_FORMAT, "max_upload_bytes": int(max_upload_bytes)}
         tmp = root / (HUB_CONFIG + ".tmp")
@@ -219,7 +220,6 @@ class Hub:
                 if home != (owner, name):
                     raise Forbidden(f"version {vid[:12]} is already published as {'/'.join(home)}")
                 return self._published(owner, name, vid, created=False)
-            self.accounts.ensure_repo(owner, name, private, tag_list)
             repo = self.repo
             ids = [vid, *parsed.records, *(e["base"] for e in parsed.edges)]
             with repo.graph.session():
@@ -236,6 +236,7 @@ class Hub:
                         code="conflict",
                         missing=len(missing),
                     )
+                self.accounts.ensure_repo(owner, name, private, tag_list)
                 infos = transfer.import_snapshots(repo, vid, parsed)
                 version = ModelVersion(
                     **{
@@ -247,6 +248,8 @@ class Hub:
                     version, parsed, infos, model=model, existing=existing, promote=vid in existing
                 )
                 repo.graph.write(batch)
+            else:
+                self.accounts.ensure_repo(owner, name, private, tag_list)
             self.accounts.add_version(vid, owner, name, principal.user)
         return self._published(owner, name, vid, created=True)
 

@@ -12,6 +12,7 @@ lazily, in each worker after the fork.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -96,20 +97,19 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
             log.warning("%s: %s", exc.code, exc.message)
         return {"error": exc.to_dict()}, exc.http_status
 
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> tuple[Any, int]:
-        status = exc.code or 500
-        message = exc.description or exc.name
+    def _http(status: int, message: str) -> tuple[Any, int]:
         if status == 413:
             message = f"request body over the hub's limit of {hub.max_upload_bytes} bytes"
         return error_response(_HTTP_CODES.get(status, "internal"), message, status)
 
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Any, int]:
+        return _http(exc.code or 500, exc.description or exc.name)
+
     @app.error_processor
     def _apiflask_error(exc: HTTPError) -> tuple[Any, int]:
-        message = exc.message
-        if exc.detail:
-            message = f"{message}: {exc.detail}"
-        return error_response(_HTTP_CODES.get(exc.status_code, "internal"), message, exc.status_code)
+        detail = f": {json.dumps(exc.detail)}" if exc.detail else ""
+        return _http(exc.status_code, f"{exc.message}{detail}")
 
     @app.errorhandler(Exception)
     def _bug(exc: Exception) -> tuple[Any, int]:
@@ -197,8 +197,6 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
 
 
 def _params(items: list[str]) -> dict[str, Any]:
-    import json
-
     from provdb.errors import InvalidInput
 
     out: dict[str, Any] = {}

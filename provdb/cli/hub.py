@@ -164,9 +164,7 @@ def hub_token() -> None:
 
 @hub_token.command("create")
 @click.argument("user")
-@click.option(
-    "--scope", type=click.Choice(["read", "write"]), default="read", show_default=True
-)
+@click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True)
 @click.option("--expires-days", type=click.FloatRange(min=0), help="Expire after this many days.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with the token).")
 @click.pass_context
@@ -293,7 +291,9 @@ def publish(
 
 @click.command("search")
 @click.argument("text", required=False)
-@click.option("--where", metavar="CONDITION", help='DQL select condition on m, e.g. m.name like "bert%".')
+@click.option(
+    "--where", metavar="CONDITION", help='DQL select condition on m, e.g. m.name like "bert%".'
+)
 @click.option("--owner", help="Only this owner's models.")
 @click.option("--tag", "tags", multiple=True, help="Only models with this tag (repeatable).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Hyper-parameter.")

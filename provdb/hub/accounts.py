@@ -261,7 +261,11 @@ class Accounts:
                 raise refused
             orgs = db.execute("SELECT org FROM members WHERE user = ?", (row["user"],)).fetchall()
         return Principal(
-            row["user"], row["scope"], bool(row["is_admin"]), frozenset(o[0] for o in orgs), row["id"]
+            row["user"],
+            row["scope"],
+            bool(row["is_admin"]),
+            frozenset(o[0] for o in orgs),
+            row["id"],
         )
 
     # -- namespaces and versions ------------------------------------------------------------
@@ -306,7 +310,9 @@ class Accounts:
         """Make a version visible in ``owner/name`` (the publish's last step); ``False`` if it
         already was. A version lives in one namespace: another one is refused."""
         with self._db() as db:
-            row = db.execute("SELECT owner, name FROM versions WHERE id = ?", (version_id,)).fetchone()
+            row = db.execute(
+                "SELECT owner, name FROM versions WHERE id = ?", (version_id,)
+            ).fetchone()
             if row is not None:
                 if (row["owner"], row["name"]) != (owner, name):
                     raise Forbidden(
@@ -319,14 +325,17 @@ class Accounts:
                 (version_id, owner, name, _now(), publisher),
             )
             db.execute(
-                "UPDATE repos SET updated_at = ? WHERE owner = ? AND name = ?", (_now(), owner, name)
+                "UPDATE repos SET updated_at = ? WHERE owner = ? AND name = ?",
+                (_now(), owner, name),
             )
         return True
 
     def version_home(self, version_id: str) -> tuple[str, str] | None:
         """``(owner, name)`` of a published version, or ``None``."""
         with self._db() as db:
-            row = db.execute("SELECT owner, name FROM versions WHERE id = ?", (version_id,)).fetchone()
+            row = db.execute(
+                "SELECT owner, name FROM versions WHERE id = ?", (version_id,)
+            ).fetchone()
         return (row["owner"], row["name"]) if row else None
 
     def versions(self, owner: str, name: str) -> list[dict[str, Any]]:

@@ -101,9 +101,7 @@ class HubClient:
         import requests
 
         try:
-            response = self.session.request(
-                method, self.url + path, timeout=self.timeout, **kwargs
-            )
+            response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
             raise Unavailable(f"cannot reach the hub at {self.url}: {exc}") from exc
         if response.status_code >= 400:
@@ -305,7 +303,13 @@ def pull(
         tags=[f"hub:{owner}/{name}"],
     )
     parsed.edges.append(
-        {"derived": local.id, "base": hub_version.id, "op": "pull", "query": source, "at": now_iso()}
+        {
+            "derived": local.id,
+            "base": hub_version.id,
+            "op": "pull",
+            "query": source,
+            "at": now_iso(),
+        }
     )
     graph = repo.graph
     with graph.session():

@@ -268,7 +268,9 @@ class Hub:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise Locked(f"the hub is busy committing (waited {timeout:.0f} s)") from None
+                        raise Locked(
+                            f"the hub is busy committing (waited {timeout:.0f} s)"
+                        ) from None
                     time.sleep(0.02)
             try:
                 yield
@@ -282,7 +284,9 @@ class Hub:
         repo = self._readable(principal, owner, name)
         rows = self.accounts.versions(owner, name)
         with self.repo.graph.session():
-            found = {v.id: v for v in self.repo.graph.get_many(ModelVersion, [r["id"] for r in rows])}
+            found = {
+                v.id: v for v in self.repo.graph.get_many(ModelVersion, [r["id"] for r in rows])
+            }
         versions = []
         for r in rows:
             v = found.get(r["id"])

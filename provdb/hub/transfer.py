@@ -122,7 +122,9 @@ def lineage_dict(
     """A lineage as JSON: the ancestors' record properties and the edges."""
     return {
         "versions": {
-            vid: {k: getattr(v, k) for k in RECORD_KEYS} for vid, v in versions.items() if vid != skip
+            vid: {k: getattr(v, k) for k in RECORD_KEYS}
+            for vid, v in versions.items()
+            if vid != skip
         },
         "edges": [
             {"derived": e.derived, "base": e.base, "op": e.op, "query": e.query, "at": e.at}
@@ -190,9 +192,8 @@ def parse_manifest(manifest: Any) -> Parsed:
         records = {}
         for vid, r in dict(lineage.get("versions") or {}).items():
             check_version_id(vid)
-            records[vid] = ModelVersion(
-                id=vid, **{k: str(r.get(k) or "") for k in RECORD_KEYS if k != "id"}
-            )
+            props: dict[str, Any] = {k: str(r.get(k) or "") for k in RECORD_KEYS if k != "id"}
+            records[vid] = ModelVersion(id=vid, **props)
         edges = []
         for e in lineage.get("edges") or []:
             edge = {k: str(e.get(k) or "") for k in ("derived", "base", "op", "query", "at")}

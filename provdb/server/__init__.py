@@ -118,7 +118,7 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
         log.exception("unhandled error")
         return error_response("internal", f"internal error ({type(exc).__name__})", 500)
 
-    secured = {"security": "BearerAuth"}
+    secured = "BearerAuth"
 
     @app.get("/api/health")
     @app.doc(tags=["hub"], summary="Liveness")
@@ -126,13 +126,15 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
         return {"ok": True}
 
     @app.get("/api/whoami")
-    @app.doc(tags=["accounts"], summary="The token's user, scope and organisations", **secured)
+    @app.doc(
+        tags=["accounts"], summary="The token's user, scope and organisations", security=secured
+    )
     def whoami() -> dict[str, Any]:
         return hub.whoami(g.principal)
 
     @app.get("/api/models")
     @app.input(SearchQuery, location="query")
-    @app.doc(tags=["models"], summary="Search published versions (paged)", **secured)
+    @app.doc(tags=["models"], summary="Search published versions (paged)", security=secured)
     def search(query_data: dict[str, Any]) -> dict[str, Any]:
         return hub.search(
             g.principal,
@@ -146,13 +148,13 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
         )
 
     @app.get("/api/models/<owner>/<name>")
-    @app.doc(tags=["models"], summary="A model and its published versions", **secured)
+    @app.doc(tags=["models"], summary="A model and its published versions", security=secured)
     def model(owner: str, name: str) -> dict[str, Any]:
         return hub.model(g.principal, owner, name)
 
     @app.post("/api/models/<owner>/<name>/have")
     @app.input(Digests, location="json")
-    @app.doc(tags=["publish"], summary="Which chunk digests the hub lacks", **secured)
+    @app.doc(tags=["publish"], summary="Which chunk digests the hub lacks", security=secured)
     def have(owner: str, name: str, json_data: dict[str, Any]) -> dict[str, Any]:
         return hub.have(g.principal, owner, name, json_data["digests"])
 
@@ -162,14 +164,16 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
         summary="Upload chunks (framed stream), each verified against its digest",
         description=f"Body `{CHUNKS_MIMETYPE}`: per chunk, its 40 hex digits, an 8-byte "
         "big-endian length and the stored bytes.",
-        **secured,
+        security=secured,
     )
     def put_chunks(owner: str, name: str) -> dict[str, Any]:
         return hub.put_chunks(g.principal, owner, name, request.get_data(cache=False))
 
     @app.post("/api/models/<owner>/<name>/versions")
     @app.input(Publish, location="json")
-    @app.doc(tags=["publish"], summary="Commit a version's manifest (makes it visible)", **secured)
+    @app.doc(
+        tags=["publish"], summary="Commit a version's manifest (makes it visible)", security=secured
+    )
     def publish(owner: str, name: str, json_data: dict[str, Any]) -> tuple[dict[str, Any], int]:
         out = hub.publish(
             g.principal,
@@ -182,13 +186,17 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
         return out, 201 if out["created"] else 200
 
     @app.get("/api/models/<owner>/<name>/versions/<ref>")
-    @app.doc(tags=["pull"], summary="A version's manifest and lineage ('latest' or an id)", **secured)
+    @app.doc(
+        tags=["pull"],
+        summary="A version's manifest and lineage ('latest' or an id)",
+        security=secured,
+    )
     def version(owner: str, name: str, ref: str) -> dict[str, Any]:
         return hub.version(g.principal, owner, name, ref)
 
     @app.post("/api/models/<owner>/<name>/versions/<ref>/chunks")
     @app.input(Digests, location="json")
-    @app.doc(tags=["pull"], summary="Download a version's chunks (framed stream)", **secured)
+    @app.doc(tags=["pull"], summary="Download a version's chunks (framed stream)", security=secured)
     def chunks(owner: str, name: str, ref: str, json_data: dict[str, Any]) -> Response:
         found = hub.chunks(g.principal, owner, name, ref, json_data["digests"])
         return Response(transfer.frame(found), mimetype=CHUNKS_MIMETYPE)

@@ -12,7 +12,7 @@ import argparse
 import os
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from provdb.hub import Hub
 

@@ -33,5 +33,3 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubFixture]:
         yield HubFixture(root, server, tokens)
     finally:
         server.stop()
-
-

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from click.testing import CliRunner, Result
 
 from provdb.cli import cli
@@ -53,8 +52,14 @@ class HubFixture:
             return ar.missing_chunks(digests)
 
 
-def dlv(*args: str, repo: Path | None = None, hub: HubFixture | None = None, token: str | None = None,
-        ok: bool = True, env: dict[str, str] | None = None) -> Result:
+def dlv(
+    *args: str,
+    repo: Path | None = None,
+    hub: HubFixture | None = None,
+    token: str | None = None,
+    ok: bool = True,
+    env: dict[str, str] | None = None,
+) -> Result:
     """Run the real ``dlv`` CLI in-process (CliRunner) against a repository and a hub."""
     full: dict[str, str | None] = {}
     if hub is not None:
@@ -68,7 +73,9 @@ def dlv(*args: str, repo: Path | None = None, hub: HubFixture | None = None, tok
     return result
 
 
-def dlv_process(*args: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def dlv_process(
+    *args: str, cwd: Path, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``dlv`` as its own process (for concurrency and kill tests)."""
     return subprocess.run(
         [sys.executable, "-c", "from provdb.cli import main; main()", *args],

@@ -43,10 +43,14 @@ def _manifest_body(family) -> dict:
 def test_no_token_cannot_publish_and_nothing_is_stored(hub: HubFixture, family) -> None:
     before = hub.chunk_count()
     result = dlv("publish", family.base, "alice/anon", repo=family.root, hub=hub, ok=False)
-    assert result.exit_code == 77 and "publishing needs a token" in result.stderr
+    assert result.exit_code == 77
+    assert "publishing needs a token" in result.stderr
     assert result.stderr.count("\n") == 1  # one line
-    _error(_api(hub, "POST", "/api/models/alice/anon/versions", json=_manifest_body(family)),
-           401, "unauthorized")
+    _error(
+        _api(hub, "POST", "/api/models/alice/anon/versions", json=_manifest_body(family)),
+        401,
+        "unauthorized",
+    )
     _error(_api(hub, "GET", "/api/whoami"), 401, "unauthorized")
     assert hub.chunk_count() == before
     _error(_api(hub, "GET", "/api/models/alice/anon"), 404, "not_found")
@@ -64,10 +68,16 @@ def test_revoked_and_expired_tokens_are_refused(hub: HubFixture, family) -> None
         _error(r, 401, "unauthorized")
     before = hub.chunk_count()
     result = dlv(
-        "publish", family.base, "alice/revoked", repo=family.root, hub=hub, ok=False,
+        "publish",
+        family.base,
+        "alice/revoked",
+        repo=family.root,
+        hub=hub,
+        ok=False,
         env={"DLV_HUB_TOKEN": revoked["token"], "DLV_HUB_URL": hub.url},
     )
-    assert result.exit_code == 77 and "revoked" in result.stderr
+    assert result.exit_code == 77
+    assert "revoked" in result.stderr
     assert hub.chunk_count() == before
     # the CLI revokes by id as well, and lists tokens without their secret
     fresh = accounts.create_token("bob", "read")
@@ -79,37 +89,70 @@ def test_revoked_and_expired_tokens_are_refused(hub: HubFixture, family) -> None
 
 def test_read_token_cannot_write(hub: HubFixture, family) -> None:
     before = hub.chunk_count()
-    result = dlv("publish", family.base, "alice/ro", repo=family.root, hub=hub,
-                 token="alice-read", ok=False)
-    assert result.exit_code == 77 and "read-only" in result.stderr
+    result = dlv(
+        "publish", family.base, "alice/ro", repo=family.root, hub=hub, token="alice-read", ok=False
+    )
+    assert result.exit_code == 77
+    assert "read-only" in result.stderr
     with Repository.open(family.root) as repo:
         digest = repo.archive.snapshot_chunks(f"{family.base}/0")[0]
         data = repo.archive.get_chunk(digest)
     body = b"".join(frame([(digest, data)]))
-    _error(_api(hub, "POST", "/api/models/alice/ro/chunks", "alice-read", data=body), 403, "forbidden")
+    _error(
+        _api(hub, "POST", "/api/models/alice/ro/chunks", "alice-read", data=body), 403, "forbidden"
+    )
     assert hub.chunk_count() == before
 
 
-def test_someone_elses_namespace_is_refused_org_members_may_publish(hub: HubFixture, family) -> None:
+def test_someone_elses_namespace_is_refused_org_members_may_publish(
+    hub: HubFixture, family
+) -> None:
     before = hub.chunk_count()
-    result = dlv("publish", family.base, "alice/stolen", repo=family.root, hub=hub, token="bob",
-                 ok=False)
-    assert result.exit_code == 77 and "may not publish into alice/" in result.stderr
-    _error(_api(hub, "POST", "/api/models/team/x/have", "bob", json={"digests": []}),
-           403, "forbidden")
+    result = dlv(
+        "publish", family.base, "alice/stolen", repo=family.root, hub=hub, token="bob", ok=False
+    )
+    assert result.exit_code == 77
+    assert "may not publish into alice/" in result.stderr
+    _error(
+        _api(hub, "POST", "/api/models/team/x/have", "bob", json={"digests": []}), 403, "forbidden"
+    )
     assert hub.chunk_count() == before
-    out = out_json(dlv("publish", family.base, "team/shared", "--json", repo=family.root,
-                       hub=hub, token="alice"))
+    out = out_json(
+        dlv(
+            "publish",
+            family.base,
+            "team/shared",
+            "--json",
+            repo=family.root,
+            hub=hub,
+            token="alice",
+        )
+    )
     assert out["created"]
     # a version lives in one namespace
-    again = dlv("publish", family.base, "alice/elsewhere", repo=family.root, hub=hub,
-                token="alice", ok=False)
-    assert again.exit_code == 77 and "already published as team/shared" in again.stderr
+    again = dlv(
+        "publish",
+        family.base,
+        "alice/elsewhere",
+        repo=family.root,
+        hub=hub,
+        token="alice",
+        ok=False,
+    )
+    assert again.exit_code == 77
+    assert "already published as team/shared" in again.stderr
 
 
 def test_private_models_are_invisible_to_others(hub: HubFixture, family) -> None:
-    dlv("publish", family.finetune, "alice/secret", "--private", repo=family.root, hub=hub,
-        token="alice")
+    dlv(
+        "publish",
+        family.finetune,
+        "alice/secret",
+        "--private",
+        repo=family.root,
+        hub=hub,
+        token="alice",
+    )
     assert _api(hub, "GET", "/api/models/alice/secret", "alice").ok
     for who in (None, "bob"):
         _error(_api(hub, "GET", "/api/models/alice/secret", who), 404, "not_found")
@@ -117,8 +160,11 @@ def test_private_models_are_invisible_to_others(hub: HubFixture, family) -> None
         found = _api(hub, "GET", "/api/models", who, params={"q": "secret"}).json()
         assert found["total"] == 0
     # bob writing there learns nothing either
-    _error(_api(hub, "POST", "/api/models/alice/secret/have", "bob", json={"digests": []}),
-           404, "not_found")
+    _error(
+        _api(hub, "POST", "/api/models/alice/secret/have", "bob", json={"digests": []}),
+        404,
+        "not_found",
+    )
     mine = _api(hub, "GET", "/api/models", "alice", params={"q": "secret"}).json()
     assert [r["id"] for r in mine["results"]] == [family.finetune]
     # the private fine-tune's base (published nowhere) is only a provenance record
@@ -151,9 +197,11 @@ def test_bad_names_are_refused(hub: HubFixture, path: str) -> None:
 
 def test_bad_names_from_the_cli(hub: HubFixture, family) -> None:
     for target in ("alice/..", "alice/a/b", "alice/x\x01", "../etc"):
-        result = dlv("publish", family.base, target, repo=family.root, hub=hub, token="alice",
-                     ok=False)
-        assert result.exit_code == 1 and "error:" in result.stderr
+        result = dlv(
+            "publish", family.base, target, repo=family.root, hub=hub, token="alice", ok=False
+        )
+        assert result.exit_code == 1
+        assert "error:" in result.stderr
 
 
 def test_upload_over_the_limit_gets_413(hub: HubFixture) -> None:
@@ -178,11 +226,16 @@ def test_a_chunk_that_does_not_match_its_digest_is_refused(hub: HubFixture, tmp_
     ):
         r = _api(hub, "POST", "/api/models/alice/digests/chunks", "alice", data=b"".join(body))
         assert "do not match the digest" in _error(r, 400, "invalid_input")
-    _error(_api(hub, "POST", "/api/models/alice/digests/chunks", "alice", data=b"short"),
-           400, "invalid_input")
+    _error(
+        _api(hub, "POST", "/api/models/alice/digests/chunks", "alice", data=b"short"),
+        400,
+        "invalid_input",
+    )
     assert hub.chunk_count() == before
     # a manifest whose chunks never arrived is refused, nothing becomes visible
-    r = _api(hub, "POST", "/api/models/alice/digests/versions", "alice", json=_manifest_body(family))
+    r = _api(
+        hub, "POST", "/api/models/alice/digests/versions", "alice", json=_manifest_body(family)
+    )
     assert "not on the hub" in _error(r, 409, "conflict")
     _error(_api(hub, "GET", "/api/models/alice/digests", "alice"), 404, "not_found")
 
@@ -198,8 +251,9 @@ def test_concurrent_publishes_of_the_same_base_store_one_copy(hub: HubFixture, t
     with ThreadPoolExecutor(2) as pool:
         runs = list(
             pool.map(
-                lambda fam: dlv_process("publish", fam.base, "alice/concurrent", "--json",
-                                        cwd=fam.root, env=env),
+                lambda fam: dlv_process(
+                    "publish", fam.base, "alice/concurrent", "--json", cwd=fam.root, env=env
+                ),
                 (a, b),
             )
         )
@@ -207,7 +261,8 @@ def test_concurrent_publishes_of_the_same_base_store_one_copy(hub: HubFixture, t
         assert run.returncode == 0, run.stderr
     sent = [json.loads(r.stdout) for r in runs]
     assert all(s["created"] for s in sent)
-    assert lacking > 0 and hub.missing(needed) == []
+    assert lacking > 0
+    assert hub.missing(needed) == []
     assert hub.chunk_count() - before == lacking  # one copy of the shared chunks
     versions = _api(hub, "GET", "/api/models/alice/concurrent", "alice").json()["versions"]
     assert {v["id"] for v in versions} == {a.base, b.base}
@@ -221,22 +276,26 @@ def test_killed_publish_resumes_without_duplicates(hub: HubFixture, family) -> N
         "_DLV_HUB_KILL_AFTER_BATCHES": "2",  # SIGKILL the client after two of them
     }
     before = hub.chunk_count()
-    killed = dlv_process("publish", family.finetune, "alice/resume", "--json", cwd=family.root,
-                         env=env)
+    killed = dlv_process(
+        "publish", family.finetune, "alice/resume", "--json", cwd=family.root, env=env
+    )
     assert killed.returncode == -9, killed.stderr
     partial = hub.chunk_count() - before
     assert partial > 0
     _error(_api(hub, "GET", "/api/models/alice/resume", "alice"), 404, "not_found")
     env.pop("_DLV_HUB_KILL_AFTER_BATCHES")
-    done = dlv_process("publish", family.finetune, "alice/resume", "--json", cwd=family.root,
-                       env=env)
+    done = dlv_process(
+        "publish", family.finetune, "alice/resume", "--json", cwd=family.root, env=env
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["created"] and out["chunks"]["skipped"] >= partial
+    assert out["created"]
+    assert out["chunks"]["skipped"] >= partial
     assert out["chunks"]["sent"] + out["chunks"]["skipped"] == out["chunks"]["total"]
     assert hub.chunk_count() - before == out["chunks"]["sent"] + partial  # nothing twice
-    again = dlv_process("publish", family.finetune, "alice/resume", "--json", cwd=family.root,
-                        env=env)
+    again = dlv_process(
+        "publish", family.finetune, "alice/resume", "--json", cwd=family.root, env=env
+    )
     assert json.loads(again.stdout)["created"] is False
 
 

@@ -77,10 +77,12 @@ class Expression:
                     yield child
 
     def walk(self) -> t.Iterator[Expression]:
-        """This node and all its descendants, depth first (pre-order)."""
-        yield self
-        for child in self.iter_children():
-            yield from child.walk()
+        """This node and all its descendants, depth first (pre-order), without recursion."""
+        stack: list[Expression] = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(list(node.iter_children())))
 
     def find_all(self, *types: type[E]) -> t.Iterator[E]:
         """Every descendant (or self) that is an instance of one of ``types``."""

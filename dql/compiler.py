@@ -7,8 +7,8 @@ import typing as t
 from dql import ast as exp
 from dql import schema as s
 from dql.cypher import DIALECTS, Binding, Generator, V, unwind_nodeset
-from dql.errors import ParseError, ResolveError, UnsupportedError
-from dql.parser import parse
+from dql.errors import DQLError, ParseError, ResolveError, UnsupportedError
+from dql.parser import MAX_DEPTH, parse
 from dql.patterns import Glob
 from dql.plan import (
     LOWER_IS_BETTER,
@@ -25,7 +25,11 @@ from dql.templates import layer_spec
 #: Looks up a saved query by name and returns its DQL text (None if there is no such query).
 Resolver = t.Callable[[str], str | None]
 
-VERSION_RETURN = tuple(f"{V}.{s.VERSION_ATTRIBUTES[c][0]} AS {c}" for c in s.VERSION_COLUMNS)
+#: Result column → the version property it returns, for every version-returning query.
+VERSION_PROPERTIES: dict[str, str] = {c: s.VERSION_ATTRIBUTES[c][0] for c in s.VERSION_COLUMNS}
+#: The reverse: which result column already carries a version property.
+PROPERTY_COLUMNS: dict[str, str] = {prop: c for c, prop in VERSION_PROPERTIES.items()}
+VERSION_RETURN = tuple(f"{V}.{prop} AS {c}" for c, prop in VERSION_PROPERTIES.items())
 
 
 def compile(text: str, dialect: str = "neo4j", resolve: Resolver | None = None) -> CompiledQuery:
@@ -59,11 +63,20 @@ def compile(text: str, dialect: str = "neo4j", resolve: Resolver | None = None) 
 class Compiler:
     """Compiles one parsed statement; nested and saved queries share its parameters."""
 
-    def __init__(self, text: str, generator: type[Generator], resolve: Resolver | None) -> None:
+    def __init__(
+        self,
+        text: str,
+        generator: type[Generator],
+        resolve: Resolver | None,
+        chain: tuple[str, ...] = (),
+    ) -> None:
         self.text = text
         self.generator_class = generator
         self.gen = generator(text)
         self.resolve = resolve
+        #: The sources this statement is nested in, outermost first: saved query names, ""
+        #: for a ``(subquery)`` (it bounds the nesting and spots a saved query citing itself).
+        self.chain = chain
 
     def compile(self, query: exp.Query) -> CompiledQuery:
         """Dispatch on the statement kind."""
@@ -83,7 +96,8 @@ class Compiler:
             clauses.append("ORDER BY " + ", ".join(keys))
         if query.args.get("limit") is not None:
             clauses.append(f"LIMIT {self.gen.param(query.args['limit'].this)}")
-        return self._result("select", query, clauses, columns)
+        cq = self._result("select", query, clauses, columns)
+        return _replace(cq, ordered=bool(query.args.get("order")))
 
     def _compile_slice(self, query: exp.Slice) -> CompiledQuery:
         names = {query.this.this}
@@ -160,7 +174,7 @@ class Compiler:
         ``MATCH (m:ModelVersion) WHERE ...``.
         """
         items: list[_Item] = []
-        seek = any(self.gen.seeks_versions(c) for c in self._all_conjuncts(query))
+        seek = any(self.gen.seeks_versions(c) for c in self._all_conjuncts(query, self.gen.text))
         self._filter(query, extra_vars, items, seek)
         start = f"MATCH ({V}:{s.VERSION})"
         anchors = [item.anchor for item in items if item.anchor is not None]
@@ -184,23 +198,30 @@ class Compiler:
             clauses.append("WHERE " + " AND ".join(deferred))
         return clauses
 
-    def _all_conjuncts(self, query: exp.Query) -> t.Iterator[exp.Expression]:
+    def _all_conjuncts(
+        self, query: exp.Query, text: str, chain: tuple[str, ...] = ()
+    ) -> t.Iterator[exp.Expression]:
         """The top-level conjuncts of the filter: the source select's, then the query's own."""
         source = query.args.get("source")
         if source is not None and not isinstance(source.this, exp.Var):
             try:
-                inner, _ = self._source_query(source.this)
-            except ResolveError:
+                inner, inner_text, inner_chain = self._source_query(source.this, text, chain)
+            except DQLError:
                 inner = None  # reported by _source_filter
             if isinstance(inner, exp.Select):
-                yield from self._all_conjuncts(inner)
+                yield from self._all_conjuncts(inner, inner_text, inner_chain)
         yield from _conjuncts(query.args.get("where"))
 
     def _filter(
-        self, query: exp.Query, extra_vars: set[str], items: list[_Item], seek: bool
+        self,
+        query: exp.Query,
+        extra_vars: set[str],
+        items: list[_Item],
+        seek: bool,
+        chain: tuple[str, ...] = (),
     ) -> None:
         """Append the filter of the select(s) ``query`` ranges over, then its own ``where``."""
-        self._source_filter(query.args.get("source"), items, seek)
+        self._source_filter(query.args.get("source"), items, seek, chain)
         where = query.args.get("where")
         if where is None:
             return
@@ -232,42 +253,70 @@ class Compiler:
             names.add(query.this.this)
         return names
 
-    def _source_filter(self, source: exp.Source | None, items: list[_Item], seek: bool) -> None:
+    def _source_filter(
+        self, source: exp.Source | None, items: list[_Item], seek: bool, chain: tuple[str, ...]
+    ) -> None:
         if source is None or isinstance(source.this, exp.Var):
             return
-        inner, text = self._source_query(source.this)
+        text = self.gen.text
+        inner, inner_text, inner_chain = self._source_query(source.this, text, chain)
         if not isinstance(inner, exp.Select):
             raise UnsupportedError(
                 "Only a select can be the source of select, slice or "
                 "construct; evaluate can range over any query",
-                query=self.text,
+                query=text,
                 start=source.span[0],
                 end=source.span[1],
             )
         if inner.args.get("order") or inner.args.get("limit") is not None:
             raise UnsupportedError(
                 "A nested select cannot have order by or limit",
-                query=self.text,
+                query=text,
                 start=source.span[0],
                 end=source.span[1],
             )
-        saved_text, self.gen.text = self.gen.text, text
+        self.gen.text = inner_text
         try:
-            self._filter(inner, {inner.this.this}, items, seek)
+            self._filter(inner, {inner.this.this}, items, seek, inner_chain)
         finally:
-            self.gen.text = saved_text
+            self.gen.text = text
 
-    def _source_query(self, node: exp.Expression) -> tuple[exp.Query, str]:
-        if isinstance(node, exp.Subquery):
-            return node.this, self.text
-        name = node.this
-        text = self.resolve(name) if self.resolve is not None else None
-        if text is None:
-            start, end = node.span
+    def _source_query(
+        self, node: exp.Expression, text: str, chain: tuple[str, ...]
+    ) -> tuple[exp.Query, str, tuple[str, ...]]:
+        """The query a ``(subquery)`` or saved-query source stands for, its text and chain.
+
+        Raises:
+            ResolveError: an unknown saved query, a saved query that (through others) cites
+                itself, or sources nested deeper than MAX_DEPTH.
+        """
+        start, end = node.span
+        outer = (*self.chain, *chain)
+        if len(outer) >= MAX_DEPTH:
             raise ResolveError(
-                f"Unknown saved query {name!r}", query=self.text, start=start, end=end
+                f"Sources nest too deep (at most {MAX_DEPTH} levels of subqueries and saved "
+                "queries)",
+                query=text,
+                start=start,
+                end=end,
+                code="too_deep",
             )
-        return parse(text), text
+        if isinstance(node, exp.Subquery):
+            return node.this, text, (*chain, "")
+        name = node.this
+        if name in outer:
+            cycle = " -> ".join(repr(n) for n in (*outer[outer.index(name) :], name) if n)
+            raise ResolveError(
+                f"Saved query {name!r} refers to itself ({cycle})",
+                query=text,
+                start=start,
+                end=end,
+                code="cyclic_query",
+            )
+        saved = self.resolve(name) if self.resolve is not None else None
+        if saved is None:
+            raise ResolveError(f"Unknown saved query {name!r}", query=text, start=start, end=end)
+        return parse(saved), saved, (*chain, name)
 
     def _check_vars(self, node: exp.Expression, allowed: set[str]) -> None:
         for child in node.find_all(exp.Attribute, exp.Metric, exp.Param, exp.Selector):
@@ -293,14 +342,12 @@ class Compiler:
         for i, ordered in enumerate(query.args.get("order") or []):
             value = ordered.this
             self._check_var(value, {query.this.this} | self._range_vars(query))
+            if isinstance(value, exp.Attribute):
+                prop = s.VERSION_ATTRIBUTES[value.args["name"]][0]
+                if prop in PROPERTY_COLUMNS:  # already returned: sort by that column
+                    columns.append(PROPERTY_COLUMNS[prop])
+                    continue
             extra, expression = self.gen.order_value(value)
-            if not extra and expression in (r.split(" AS ")[0] for r in VERSION_RETURN):
-                columns.append(
-                    next(
-                        r.split(" AS ")[1] for r in VERSION_RETURN if r.startswith(expression + " ")
-                    )
-                )
-                continue
             clauses += extra
             items.append(f"{expression} AS order_{i}")
             columns.append(f"order_{i}")
@@ -325,13 +372,17 @@ class Compiler:
         node = source.this
         if isinstance(node, exp.Var):
             node_query: exp.Query = exp.Select(this=exp.Var(this=node.this))
-            return Compiler(self.text, self.generator_class, self.resolve).compile(node_query)
-        if isinstance(node, exp.SavedQuery):
-            text = self.resolve(node.this) if self.resolve is not None else None
-            if text is None:
-                return node.this
-            return Compiler(text, self.generator_class, self.resolve).compile(parse(text))
-        return Compiler(self.text, self.generator_class, self.resolve).compile(node.this)
+            return self._nested(self.text, self.chain).compile(node_query)
+        try:
+            inner, text, chain = self._source_query(node, self.text, ())
+        except ResolveError as error:
+            if error.code == "unresolved_query" and isinstance(node, exp.SavedQuery):
+                return str(node.this)  # the executor looks it up
+            raise
+        return self._nested(text, (*self.chain, *chain)).compile(inner)
+
+    def _nested(self, text: str, chain: tuple[str, ...]) -> Compiler:
+        return Compiler(text, self.generator_class, self.resolve, chain)
 
 
 class _Item(t.NamedTuple):

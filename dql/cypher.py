@@ -15,7 +15,7 @@ import typing as t
 from dql import ast as exp
 from dql import schema as s
 from dql.errors import UnsupportedError
-from dql.patterns import Glob, like_prefix, like_to_regex
+from dql.patterns import JSON_CHAR, Glob, Like, StringTests, escape, json_literal, like_prefix
 from dql.templates import layer_spec
 
 V = "m"  # the Cypher variable of the version
@@ -52,6 +52,16 @@ class Generator:
     #: Whether a ``like`` with a literal prefix also gets ``STARTS WITH $prefix`` (an index
     #: range seek in Neo4j) in front of its regex.
     LIKE_PREFIX: t.ClassVar[bool] = True
+    #: Whether a case-sensitive ``like`` on an attribute becomes string-function tests where
+    #: they are exact (``STARTS WITH`` is an index seek, ``ENDS WITH`` / ``CONTAINS`` use a
+    #: text index, and none of them backtracks).
+    LIKE_STRING_TESTS: t.ClassVar[bool] = True
+    #: Whether the regex engine backtracks and so needs atomic groups (Java: yes; RE2 has
+    #: neither the problem nor the syntax).
+    ATOMIC_GROUPS: t.ClassVar[bool] = True
+    #: Whether ``(?i)`` needs Java's ``u`` flag to fold non-ASCII letters (RE2 folds them
+    #: by default and rejects the flag).
+    UNICODE_CASE: t.ClassVar[bool] = True
     #: Node class → override printer, for one-liners (empty in the reference dialect).
     TRANSFORMS: t.ClassVar[dict[type[exp.Expression], t.Callable[[Generator, t.Any], str]]] = {}
 
@@ -131,27 +141,64 @@ class Generator:
         )
 
     def like_cypher(self, node: exp.Like) -> str:
-        escape = node.args.get("escape")
-        regex = like_to_regex(
-            node.args["pattern"].this,
-            escape.this if escape else "\\",
-            bool(node.args.get("insensitive")),
-        )
+        """``like`` / ``ilike``, compiled so that no pattern can make the regex engine hang.
+
+        On a version attribute, a case-sensitive pattern that string functions express
+        exactly becomes ``=``, ``STARTS WITH``, ``ENDS WITH``, ``CONTAINS`` and ``size()``
+        tests (:meth:`dql.patterns.Like.string_tests`); anything else is a regex of the
+        safe shape of :meth:`dql.patterns.Like.regex`. A hyper-parameter's value is JSON text,
+        so its regex matches whole JSON-encoded characters between the quotes.
+        """
+        if isinstance(node.this, exp.Metric):
+            self.unsupported("like needs a text value, and a metric is a number", node)
+        esc = node.args.get("escape")
+        like = Like(node.args["pattern"].this, esc.this if esc else "\\")
+        insensitive = bool(node.args.get("insensitive"))
         if isinstance(node.this, exp.Param):
-            flags, body = regex.split(")", 1)
+            flags, body = self.like_regex(like, insensitive, json_literal, JSON_CHAR).split(")", 1)
             regex = f'{flags})"{body}"'  # hyper-parameter values are JSON text
-        prefix = ""
-        if self.LIKE_PREFIX and isinstance(node.this, exp.Attribute):
-            if not node.args.get("insensitive"):
-                prefix = like_prefix(node.args["pattern"].this, escape.this if escape else "\\")
+            return self._predicate(node.this, "", node, lambda c, _: self.regex_match(c, regex))
+        tests = like.string_tests() if self.LIKE_STRING_TESTS and not insensitive else None
+        prefix = like.prefix if self.LIKE_PREFIX and not insensitive else ""
 
         def build(column: str, _value: t.Any) -> str:
-            if not prefix:
-                return self.regex_match(column, regex)
-            starts = f"{column} STARTS WITH {self.param(prefix)}"  # index range seek
-            return f"{starts} AND {self.regex_match(column, regex)}"
+            if tests is not None:
+                return " AND ".join(self.string_tests(column, tests))
+            starts = f"{column} STARTS WITH {self.param(prefix)} AND " if prefix else ""
+            return starts + self.regex_match(column, self.like_regex(like, insensitive))
 
         return self._predicate(node.this, "", node, build)
+
+    def like_regex(
+        self,
+        like: Like,
+        insensitive: bool,
+        literal: t.Callable[[str], str] = escape,
+        one: str = ".",
+    ) -> str:
+        """The dialect's regex for a ``like`` pattern."""
+        return like.regex(
+            atomic=self.ATOMIC_GROUPS,
+            insensitive=insensitive,
+            literal=literal,
+            one=one,
+            unicode_case=self.UNICODE_CASE,
+        )
+
+    def string_tests(self, column: str, tests: StringTests) -> list[str]:
+        """Print :class:`~dql.patterns.StringTests` on ``column`` (all must hold)."""
+        out = []
+        if tests.equals is not None:
+            out.append(f"{column} = {self.param(tests.equals)}")
+        if tests.starts is not None:
+            out.append(f"{column} STARTS WITH {self.param(tests.starts)}")
+        if tests.ends is not None:
+            out.append(f"{column} ENDS WITH {self.param(tests.ends)}")
+        if tests.contains is not None:
+            out.append(f"{column} CONTAINS {self.param(tests.contains)}")
+        if tests.min_size is not None:
+            out.append(f"size({column}) >= {self.param(tests.min_size)}")
+        return out
 
     def regex_match(self, column: str, regex: str) -> str:
         """A full-match regex test (Java regex in Neo4j)."""
@@ -366,6 +413,10 @@ class LadybugGenerator(Generator):
     #: were unchanged (bench/results/dql.md). So LadybugDB keeps ``EXISTS`` and the bare regex.
     ANCHORS = frozenset()
     LIKE_PREFIX = False
+    #: Measured like LIKE_PREFIX: nothing to gain, so LadybugDB keeps the one regex.
+    LIKE_STRING_TESTS = False
+    ATOMIC_GROUPS = False
+    UNICODE_CASE = False
 
     def binding_clauses(
         self, carry: list[str], bindings: list[Binding]

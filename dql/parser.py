@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import typing as t
 
 from dql import ast as exp
@@ -29,6 +31,14 @@ COMPARISONS: dict[TokenType, str] = {
 FLIPPED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 HOPS = ("next", "prev")
 
+#: How deep parentheses, ``not`` and nested ``(select ...)`` sources may nest, together. Deeper
+#: text is refused with a positioned error instead of exhausting Python's stack.
+MAX_DEPTH = 64
+#: How many ``.next`` / ``.prev`` hops one node set may chain (each is a join in the database).
+MAX_HOPS = 16
+#: Integers travel to the databases as 64-bit values.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 #: A parsed dotted/indexed path before it is given a meaning: (kind, text, token) per step.
 Step = tuple[str, str, Token]
 
@@ -51,6 +61,7 @@ class Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0  # current nesting of parentheses, not and subqueries
 
     # -- entry -----------------------------------------------------------------------------
     def parse(self) -> exp.Query:
@@ -106,6 +117,22 @@ class Parser:
             message = f"{message}, got {token.text!r}"
         end = token.end if token.end > token.start else token.start + 1
         raise ParseError(message, query=self.text, start=token.start, end=end, code=code)
+
+    @contextlib.contextmanager
+    def _nested(self, token: Token) -> t.Iterator[None]:
+        """One more level of nesting, opened by ``token`` (refused beyond MAX_DEPTH)."""
+        if self.depth >= MAX_DEPTH:
+            self.raise_error(
+                f"Too deeply nested (at most {MAX_DEPTH} levels of parentheses, not and "
+                "subqueries)",
+                token,
+                code="too_deep",
+            )
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def _node(self, node: N, first: Token) -> N:
         last = self._prev
@@ -217,7 +244,8 @@ class Parser:
     def _parse_source(self) -> exp.Source:
         first = self._curr
         if self._match(T.L_PAREN):
-            query = self._parse_query()
+            with self._nested(first):
+                query = self._parse_query()
             self._expect(T.R_PAREN, "')'")
             this: exp.Expression = self._node(exp.Subquery(this=query), first)
         elif self._curr.type is T.STRING:
@@ -253,37 +281,44 @@ class Parser:
             return None
         return self._parse_int("a row count")
 
-    def _parse_int(self, what: str) -> exp.Literal:
+    def _parse_int(self, what: str, minimum: int = 0) -> exp.Literal:
+        """An integer literal from ``minimum`` to INT64_MAX."""
         token = self._expect(T.NUMBER, what)
-        if not token.text.isdigit():
-            self.raise_error(f"Expected {what} (a non-negative integer)", token)
-        return self._node(exp.Literal(this=int(token.text)), token)
+        kind = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+        if not (token.text.isascii() and token.text.isdigit()):
+            self.raise_error(f"Expected {what} ({kind})", token)
+        value = int(token.text)
+        if not minimum <= value <= INT64_MAX:
+            self.raise_error(
+                f"Expected {what} ({kind} up to {INT64_MAX})", token, code="out_of_range"
+            )
+        return self._node(exp.Literal(this=value), token)
 
     # -- conditions ------------------------------------------------------------------------
     def _parse_condition(self) -> exp.Condition:
-        first = self._curr
-        node = self._parse_conjunction()
+        terms = [self._parse_conjunction()]
         while self._match(T.OR):
-            node = self._node(exp.Or(this=node, expression=self._parse_conjunction()), first)
-        return node
+            terms.append(self._parse_conjunction())
+        return _chain(exp.Or, terms)
 
     def _parse_conjunction(self) -> exp.Condition:
-        first = self._curr
-        node = self._parse_negation()
+        terms = [self._parse_negation()]
         while self._match(T.AND):
-            node = self._node(exp.And(this=node, expression=self._parse_negation()), first)
-        return node
+            terms.append(self._parse_negation())
+        return _chain(exp.And, terms)
 
     def _parse_negation(self) -> exp.Condition:
         first = self._curr
         if self._match(T.NOT):
-            return self._node(exp.Not(this=self._parse_negation()), first)
+            with self._nested(first):
+                return self._node(exp.Not(this=self._parse_negation()), first)
         return self._parse_predicate()
 
     def _parse_predicate(self) -> exp.Condition:
         first = self._curr
         if self._match(T.L_PAREN):
-            inner = self._parse_condition()
+            with self._nested(first):
+                inner = self._parse_condition()
             self._expect(T.R_PAREN, "')'")
             return self._node(exp.Paren(this=inner), first)
         if self._curr.type is not T.IDENT:
@@ -361,9 +396,15 @@ class Parser:
         if len(steps) < 2 or steps[1][0] != "index":
             self.raise_error('Expected a layer selector such as m["conv*"]', steps[-1][2])
         node: exp.Expression = self._selector_node(steps[0], steps[1])
-        for kind, text, token in steps[2:]:
+        for i, (kind, text, token) in enumerate(steps[2:]):
             if kind != "attr" or text.lower() not in HOPS:
                 self.raise_error("Expected .next or .prev", token)
+            if i == MAX_HOPS:
+                self.raise_error(
+                    f"Too many hops (at most {MAX_HOPS} .next/.prev in a row)",
+                    token,
+                    code="too_many_hops",
+                )
             node = exp.Hop(this=node, direction=text.lower()).at(
                 steps[0][2].line, steps[0][2].col, steps[0][2].start, token.end
             )
@@ -470,6 +511,10 @@ class Parser:
             value = token.text
         elif token.type is T.NUMBER:
             value = _number(token.text)
+            if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+                self.raise_error("Integer out of range (64 bits)", token, code="out_of_range")
+            if isinstance(value, float) and not math.isfinite(value):
+                self.raise_error("Number out of range", token, code="out_of_range")
         elif token.type in (T.TRUE, T.FALSE):
             value = token.type is T.TRUE
         else:
@@ -521,20 +566,20 @@ class Parser:
         first = self._curr
         if self._match(T.TOP):
             self._expect(T.L_PAREN, "'('")
-            k = self._parse_int("the number of models to keep")
+            k = self._parse_int("the number of models to keep", minimum=1)
             self._expect(T.COMMA, "','")
             metric = self._parse_metric()
             order = "desc" if self._match(T.DESC) else "asc" if self._match(T.ASC) else None
             self._expect(T.COMMA, "','")
-            iters = self._parse_int("the number of iterations")
+            iters = self._parse_int("the number of iterations", minimum=1)
             self._expect(T.R_PAREN, "')'")
             return self._node(exp.KeepTop(this=k, metric=metric, iters=iters, order=order), first)
         metric = self._parse_metric()
         op = self._parse_comparison_op()
         value = self._parse_literal()
         compare = self._node(exp.Compare(this=metric, op=op, expression=value), first)
-        iters = self._parse_int("the number of iterations") if self._match(T.AFTER) else None
-        return self._node(exp.KeepThreshold(this=compare, iters=iters), first)
+        after = self._parse_int("the number of iterations") if self._match(T.AFTER) else None
+        return self._node(exp.KeepThreshold(this=compare, iters=after), first)
 
     def _parse_metric(self) -> exp.Metric:
         value = self._parse_value()
@@ -542,6 +587,27 @@ class Parser:
             self.index -= 1
             self.raise_error('Expected a metric such as m["loss"]', self.tokens[self.index])
         return value
+
+
+def _chain(kind: type[exp.And] | type[exp.Or], terms: list[exp.Condition]) -> exp.Condition:
+    """Join ``a and b and c ...`` as a balanced tree, bottom-up without recursion.
+
+    ``and``/``or`` are associative, so the shape does not change the meaning, and a balanced
+    tree is log2(terms) deep: a chain of thousands of terms cannot exhaust Python's stack in
+    any recursive walk (printing, copying, comparing). Every node spans its first to its
+    last term.
+    """
+    while len(terms) > 1:
+        paired: list[exp.Condition] = []
+        for left, right in zip(terms[::2], terms[1::2]):
+            node = kind(this=left, expression=right)
+            (start, _), (_, end) = left.span, right.span
+            node.at(left.meta.get("line", 0), left.meta.get("col", 0), start, end)
+            paired.append(node)
+        if len(terms) % 2:
+            paired.append(terms[-1])
+        terms = paired
+    return terms[0]
 
 
 def _number(text: str) -> int | float:

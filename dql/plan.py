@@ -191,7 +191,9 @@ class CompiledQuery:
         dql: the DQL text it came from.
         cypher: the one Cypher query to run (``""`` for evaluate: see ``source``).
         params: the Cypher parameters (``p0``, ``p1``, ...).
-        columns: the result columns, in order.
+        columns: the result columns, in order (every row has exactly these keys).
+        ordered: whether the Cypher sorts the rows (``order by``); when False the row order
+            is the database's and an executor may sort as it likes.
         mutations: construct only: the mutations, in order.
         slice: slice only: the input/output selectors.
         source: evaluate only: the compiled nested query, or the saved query's name when it
@@ -207,6 +209,7 @@ class CompiledQuery:
     cypher: str = ""
     params: dict[str, t.Any] = field(default_factory=dict)
     columns: tuple[str, ...] = ()
+    ordered: bool = False
     mutations: tuple[MutationPlan, ...] = ()
     slice: SlicePlan | None = None
     source: CompiledQuery | str | None = None
@@ -224,6 +227,7 @@ class CompiledQuery:
             "cypher": self.cypher,
             "params": self.params,
             "columns": list(self.columns),
+            "ordered": self.ordered,
             "mutations": [m.to_dict() for m in self.mutations],
             "slice": self.slice.to_dict() if self.slice else None,
             "source": source,

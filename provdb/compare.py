@@ -1,7 +1,8 @@
-"""``dlv desc`` and ``dlv diff``: one version in full, and several side by side.
+"""``describe`` and ``diff``: one version in full, and several side by side.
 
-Both return plain JSON-friendly dicts; the CLI renders them, the server and the dashboard
-serve them as they are.
+The implementation of :meth:`Repository.describe` and :meth:`Repository.diff`; both return
+typed results (:class:`~provdb.results.Description`, :class:`~provdb.results.Diff`) that the
+CLI renders and the server and the dashboard serve as ``to_dict()``.
 """
 
 from __future__ import annotations
@@ -12,84 +13,89 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from provdb import versioning as vs
+from provdb.errors import storage_errors
+from provdb.results import (
+    Description,
+    Diff,
+    DiffRow,
+    FileRow,
+    LayerRow,
+    MetricSummary,
+    Parent,
+    SnapshotRow,
+)
 
 if TYPE_CHECKING:
     from provdb.repository import Repository
 
 
-def describe(repo: Repository, ref: str) -> dict[str, Any]:
+def describe(repo: Repository, ref: str) -> Description:
     """Everything about one version: network, hyper-parameters, metrics, files, snapshots,
     lineage (parents and children) and storage."""
     graph = repo.graph
     with graph.session():
         version = repo.resolve(ref)
-        snaps = vs.snapshots(graph, version.id)
-        params = vs.params_of(graph, version.id)
-        metrics = vs.metrics_of(graph, version.id)
-        files = vs.files_of(graph, version.id)
+        snaps = graph.snapshots(version.id)
+        params = graph.params_of(version.id)
+        metrics = graph.metrics_of(version.id)
+        files = graph.files_of(version.id)
         lineage = graph.lineage(version.id, depth=1, direction="both")
     net = vs.network_of(version) if version.network else None
-    return {
-        "id": version.id,
-        "name": version.name,
-        "created_at": version.created_at,
-        "author": version.author,
-        "message": version.message,
-        "framework": version.framework,
-        "layers": [_layer_row(layer) for layer in net.layers] if net else [],
-        "edges": [list(e) for e in net.edges] if net else [],
-        "params": params,
-        "metrics": {
-            name: {
-                "last": m.last,
-                "min": m.min,
-                "max": m.max,
-                "points": len(m.values),
-                "steps": m.steps,
-                "values": m.values,
-            }
+    with storage_errors(f"version {version.id[:12]}"):
+        sizes = {s.id: dict(repo.archive.snapshot_stats(s.id)) for s in snaps}
+    return Description(
+        id=version.id,
+        name=version.name,
+        created_at=version.created_at,
+        author=version.author,
+        message=version.message,
+        framework=version.framework,
+        layers=[LayerRow(x.name, x.type, x.mode, x.attrs) for x in net.layers] if net else [],
+        edges=[list(e) for e in net.edges] if net else [],
+        params=params,
+        metrics={
+            name: MetricSummary(m.last, m.min, m.max, len(m.values), m.steps, m.values)
             for name, m in metrics.items()
         },
-        "files": [{"path": f.path, "digest": f.digest, "size": f.size} for f in files],
-        "snapshots": [
-            {
-                "id": s.id,
-                "iteration": s.iteration,
-                "latest": s.is_latest,
-                **repo.archive.snapshot_stats(s.id),
-            }
+        files=[FileRow(f.path, f.digest, f.size) for f in files],
+        snapshots=[
+            SnapshotRow(
+                s.id,
+                s.iteration,
+                s.is_latest,
+                sizes[s.id].pop("raw", 0),
+                sizes[s.id].pop("stored", 0),
+                sizes[s.id],
+            )
             for s in snaps
         ],
-        "parents": [{"id": e.base, "op": e.op} for e in lineage.edges if e.derived == version.id],
-        "children": [{"id": e.derived, "op": e.op} for e in lineage.edges if e.base == version.id],
-    }
+        parents=[Parent(e.base, e.op) for e in lineage.edges if e.derived == version.id],
+        children=[Parent(e.derived, e.op) for e in lineage.edges if e.base == version.id],
+    )
 
 
-def _layer_row(layer: Any) -> dict[str, Any]:
-    return {"name": layer.name, "type": layer.type, "mode": layer.mode, "attrs": layer.attrs}
-
-
-def diff(repo: Repository, refs: list[str], only_differences: bool = False) -> dict[str, Any]:
+def diff(repo: Repository, refs: list[str], only_differences: bool = False) -> Diff:
     """Compare versions against the first: layers added/removed/changed, edges, hyper-
     parameters, final metrics and per-tensor weight change (relative L2 distance)."""
     with repo.graph.session():  # every graph read on one handle
         versions = [repo.resolve(r) for r in refs]
-        params = [vs.params_of(repo.graph, v.id) for v in versions]
-        metrics = [vs.metrics_of(repo.graph, v.id) for v in versions]
+        params = [repo.graph.params_of(v.id) for v in versions]
+        metrics = [repo.graph.metrics_of(v.id) for v in versions]
         weights = [repo.weights(v.id) for v in versions]
     nets = [vs.network_of(v) for v in versions]
-    out = {
-        "versions": [{"id": v.id, "name": v.name} for v in versions],
+    sections = {
         "layers": _layer_diff(nets),
-        "edges": _edge_diff(nets),
         "params": _table({k: [p.get(k) for p in params] for k in _keys(params)}),
         "metrics": _table({k: [_last(m.get(k)) for m in metrics] for k in _keys(metrics)}),
         "weights": _weight_diff(weights),
     }
     if only_differences:
-        for section in ("layers", "params", "metrics", "weights"):
-            out[section] = [row for row in out[section] if row["status"] != "same"]
-    return out
+        sections = {k: [r for r in rows if r.status != "same"] for k, rows in sections.items()}
+    return Diff(
+        versions=[{"id": v.id, "name": v.name} for v in versions],
+        edges=_edge_diff(nets),
+        **sections,
+    )
 
 
 def _keys(dicts: list[dict[str, Any]]) -> list[str]:
@@ -100,15 +106,15 @@ def _last(metric: Any) -> float | None:
     return None if metric is None else metric.last
 
 
-def _table(values: dict[str, list[Any]]) -> list[dict[str, Any]]:
+def _table(values: dict[str, list[Any]]) -> list[DiffRow]:
     rows = []
     for key, vals in values.items():
         same = all(json.dumps(v) == json.dumps(vals[0]) for v in vals)
-        rows.append({"name": key, "values": vals, "status": "same" if same else "changed"})
+        rows.append(DiffRow(key, "same" if same else "changed", vals))
     return rows
 
 
-def _layer_diff(nets: list[Any]) -> list[dict[str, Any]]:
+def _layer_diff(nets: list[Any]) -> list[DiffRow]:
     names = list(dict.fromkeys(n for net in nets for n in net.names))
     rows = []
     for name in names:
@@ -122,7 +128,7 @@ def _layer_diff(nets: list[Any]) -> list[dict[str, Any]]:
             status = "changed"
         else:
             status = "same"
-        rows.append({"name": name, "status": status, "values": defs})
+        rows.append(DiffRow(name, status, defs))
     return rows
 
 
@@ -132,7 +138,7 @@ def _edge_diff(nets: list[Any]) -> dict[str, list[list[str]]]:
     return {"added": sorted(map(list, others - base)), "removed": sorted(map(list, base - others))}
 
 
-def _weight_diff(weights: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+def _weight_diff(weights: list[dict[str, np.ndarray]]) -> list[DiffRow]:
     rows = []
     for name in _keys(weights):
         base = weights[0].get(name)
@@ -143,7 +149,7 @@ def _weight_diff(weights: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
             if known and all(c == 0.0 for c in known) and None not in changes[1:]
             else "changed"
         )
-        rows.append({"name": name, "values": changes, "status": status})
+        rows.append(DiffRow(name, status, changes))
     return rows
 
 

@@ -1,5 +1,10 @@
-"""A dlv repository: a ``.dlv/`` folder holding its config, the archive and (by default) the
-embedded provenance graph. The CLI, the SDK and the server are thin shells over this class.
+"""The facade: :class:`Repository`, the one API every shell calls.
+
+A repository is a ``.dlv/`` folder holding its config, the parameter archive and (by default)
+the embedded provenance graph. The CLI, the SDK, the hub server and the dashboard are thin
+shells over this class: each operation is one method returning a typed result
+(:mod:`provdb.results`) with ``to_dict()``, and every failure is a
+:class:`~provdb.errors.ProvDBError`.
 """
 
 from __future__ import annotations
@@ -8,7 +13,7 @@ import json
 import os
 import threading
 import uuid
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +27,30 @@ from provdb.errors import (
     from_storage,
     storage_errors,
 )
-from provdb.graph import GraphStore, Lineage, LineageEdge, WriteBatch, is_server_uri, open_store
+from provdb.graph import GraphStore, WriteBatch, is_server_uri, open_store
+from provdb.locks import write_guard
 from provdb.models.network import NetworkDef
+from provdb.results import (
+    CommitResult,
+    Description,
+    Diff,
+    EvalResult,
+    GCResult,
+    Lineage,
+    Parent,
+    ReplanResult,
+    RepoInfo,
+    Stats,
+    VersionRow,
+    VersionStorage,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from storage import Archive
+    from provdb.models.progressive import ProgressiveResult
+    from provdb.query import QueryResult
+    from storage import Archive, SnapshotInfo
 
 DLV_DIR = ".dlv"
 CONFIG_FILE = "config.json"
@@ -36,22 +58,6 @@ FORMAT = 1
 #: The embedded graph's database file inside ``.dlv/``.
 EMBEDDED_GRAPH = "graph.lbdb"
 ARCHIVE_DIR = "archive"
-
-
-@dataclass(frozen=True)
-class VersionRow:
-    """A version as ``dlv list`` shows it: the version and the versions it derives from."""
-
-    id: str
-    name: str
-    created_at: str
-    message: str
-    author: str
-    parents: list[dict[str, str]]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return dict(self.__dict__)
 
 
 class Repository:
@@ -156,47 +162,104 @@ class Repository:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- queries ----------------------------------------------------------------------------
+    # -- reading ----------------------------------------------------------------------------
 
     def list_versions(self, name: str | None = None, limit: int | None = None) -> list[VersionRow]:
         """Versions newest first, each with its parents; ``name`` is a glob."""
         with self.graph.session():
             versions = self.graph.versions(name=name, limit=limit)
             edges = self.graph.parents([v.id for v in versions]) if versions else []
-        parents: dict[str, list[LineageEdge]] = {}
+        parents: dict[str, list[Parent]] = {}
         for edge in edges:
-            parents.setdefault(edge.derived, []).append(edge)
+            parents.setdefault(edge.derived, []).append(Parent(edge.base, edge.op))
         return [
-            VersionRow(
-                id=v.id,
-                name=v.name,
-                created_at=v.created_at,
-                message=v.message,
-                author=v.author,
-                parents=[{"id": e.base, "op": e.op} for e in parents.get(v.id, [])],
-            )
+            VersionRow(v.id, v.name, v.created_at, v.message, v.author, parents.get(v.id, []))
             for v in versions
         ]
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> RepoInfo:
         """Where the repository's parts live and how much it holds."""
         with self.graph.session():
-            counts = {label: self.graph.count(label) for label in ("ModelVersion", "Model")}
-        return {
-            "root": str(self.root),
-            "id": self.config["id"],
-            "backend": self.backend,
-            "graph": self.graph_uri,
-            "archive": str(self.archive_path),
-            "versions": counts["ModelVersion"],
-            "models": counts["Model"],
-        }
-
-    # -- versions ----------------------------------------------------------------------------
+            versions, models = self.graph.count("ModelVersion"), self.graph.count("Model")
+        return RepoInfo(
+            root=str(self.root),
+            id=self.config["id"],
+            backend=self.backend,
+            graph=self.graph_uri,
+            archive=str(self.archive_path),
+            versions=versions,
+            models=models,
+        )
 
     def resolve(self, ref: str) -> ModelVersion:
-        """A version by id, unique id prefix, or name (newest of that name)."""
+        """A version by exact id, exact name (its newest version) or unique id prefix (≥ 4
+        characters), in that order; an ambiguous prefix lists the candidates."""
         return vs.resolve(self.graph, ref)
+
+    def network(self, ref: str) -> NetworkDef:
+        """A version's network definition."""
+        return vs.network_of(self.resolve(ref))
+
+    def weights(self, ref: str, *, planes: int | None = None) -> dict[str, np.ndarray]:
+        """A version's weights from its latest snapshot (bit-exact unless ``planes``)."""
+        with self.graph.session():
+            version = self.resolve(ref)
+            snap = vs.latest_snapshot(self.graph, version.id)
+        with storage_errors(f"version {version.id[:12]}"):
+            return self.archive.read_snapshot(snap.id, planes=planes)
+
+    def describe(self, ref: str) -> Description:
+        """Everything about one version: network, hyper-parameters, metrics, files,
+        snapshots with their storage, parents and children."""
+        from provdb import compare
+
+        return compare.describe(self, ref)
+
+    def diff(self, refs: list[str], only_differences: bool = False) -> Diff:
+        """Versions compared against the first: layers, edges, hyper-parameters, final
+        metrics and per-tensor weight change (relative L2)."""
+        from provdb import compare
+
+        if len(refs) < 2:
+            raise InvalidInput("diff needs at least two versions")
+        return compare.diff(self, refs, only_differences)
+
+    def lineage(self, ref: str, depth: int | None = None, direction: str = "up") -> Lineage:
+        """Ancestors (``up``), descendants (``down``) or both of a version; ``.tree()``."""
+        return self.graph.lineage(self.resolve(ref).id, depth=depth, direction=direction)
+
+    def query(self, text: str, *, dry_run: bool = False) -> QueryResult:
+        """Compile and run one DQL statement (``select``, ``slice``, ``construct``,
+        ``evaluate``); ``dry_run`` commits nothing."""
+        from provdb.query import execute
+
+        return execute(self, text, dry_run=dry_run)
+
+    def save_query(self, name: str, text: str) -> None:
+        """Save a DQL statement under ``name`` (after checking that it compiles)."""
+        from provdb.query import save_query
+
+        save_query(self, name, text)
+
+    def saved_queries(self) -> dict[str, str]:
+        """The saved DQL statements, ``{name: text}``."""
+        from provdb.query import saved_queries
+
+        return saved_queries(self)
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold the repository's shared write lock: what is written to the archive inside the
+        block cannot be collected by a concurrent ``gc`` before the graph names it."""
+        return write_guard(self.dlv_dir, exclusive=False)
+
+    def write_snapshot(
+        self, snapshot_id: str, tensors: dict[str, np.ndarray], bases: list[str]
+    ) -> SnapshotInfo:
+        """Write a snapshot's tensors to the archive (call inside :meth:`writing`)."""
+        with storage_errors(f"snapshot {snapshot_id}"):
+            return self.archive.write_snapshot(snapshot_id, tensors, bases=bases)
 
     def commit(
         self,
@@ -214,7 +277,7 @@ class Repository:
         files: list[vs.FileRecord] | None = None,
         iteration: int = 0,
         framework: str = "",
-    ) -> vs.CommitResult:
+    ) -> CommitResult:
         """Commit a new version: weights to the archive, then one graph transaction.
 
         ``parent`` (a version reference) records ``DERIVED_FROM {op}`` and offers the parent's
@@ -233,36 +296,22 @@ class Repository:
             framework=framework,
             network=network.to_json(),
         )
-        info = self.archive.write_snapshot(
-            vs.snapshot_id(version.id, iteration), tensors, bases=bases
-        )
-        batch = WriteBatch().add(vs.model_of(name)).add(version, new=True)
-        batch.relate("VERSION_OF", version, ("Model", name), new=True)
-        vs.network_batch(batch, version, network)
-        vs.snapshot_batch(batch, version, info, owners, iteration)
+        batch = WriteBatch()
+        vs.version_batch(batch, version, network, base_id=base.id if base else None, op=op,
+                         query=query)  # fmt: skip
         vs.metadata_batch(batch, version, params, metrics, files or [], new=True)
-        if base is not None:
-            batch.derive(vs.derivation(version.id, base.id, op, query), new=True)
-        self.graph.write(batch)
-        return vs.CommitResult(version, info.snapshot_id, info.raw_bytes, info.new_bytes)
+        with self.writing():
+            info = self.write_snapshot(vs.snapshot_id(version.id, iteration), tensors, bases)
+            vs.snapshot_batch(batch, version, info, owners, iteration)
+            self.graph.write(batch)
+        return CommitResult(version, info.snapshot_id, info.raw_bytes, info.new_bytes)
 
-    def network(self, ref: str) -> NetworkDef:
-        """A version's network definition."""
-        return vs.network_of(self.resolve(ref))
-
-    def weights(self, ref: str, *, planes: int | None = None) -> dict[str, np.ndarray]:
-        """A version's weights from its latest snapshot (bit-exact unless ``planes``)."""
-        with self.graph.session():
-            version = self.resolve(ref)
-            snap = vs.latest_snapshot(self.graph, version.id)
-        return self.archive.read_snapshot(snap.id, planes=planes)
-
-    def copy(self, ref: str, name: str, message: str = "") -> vs.CommitResult:
+    def copy(self, ref: str, name: str, message: str = "") -> CommitResult:
         """A new version with the same network and weights (no new weight bytes)."""
         with self.graph.session():
             source = self.resolve(ref)
             weights = self.weights(source.id)
-            params = vs.params_of(self.graph, source.id)
+            params = self.graph.params_of(source.id)
         return self.commit(
             name,
             vs.network_of(source),
@@ -282,10 +331,12 @@ class Repository:
         parent: str | None = None,
         network: NetworkDef | None = None,
         **kwargs: Any,
-    ) -> vs.CommitResult:
+    ) -> CommitResult:
         """Commit a model file (``.onnx``, ``.safetensors``, PyTorch checkpoint) and the staged
         files. Weights-only files take their network from ``network`` or the parent; with no
-        file, the parent's weights are committed again (a metadata-only version)."""
+        file, the parent's weights are committed again (a metadata-only version). Weights
+        committed on the parent's network must match the parent's tensors (names, shapes,
+        dtypes)."""
         from provdb.models.files import read_model_file
 
         base = self.resolve(parent) if parent else None
@@ -302,6 +353,7 @@ class Repository:
                     f"{path} holds weights only: give --network NET.json or --parent VERSION"
                 )
             net = vs.network_of(base)
+            self._check_like_parent(base, tensors)
         files = [*self.staged(), *kwargs.pop("files", [])]
         result = self.commit(
             name,
@@ -315,12 +367,26 @@ class Repository:
         self.clear_staged()
         return result
 
-    def checkout(self, ref: str, path: str | os.PathLike[str]) -> Path:
-        """Write a version's weights to ``.safetensors`` (bit-exact) or ``.onnx``."""
+    def _check_like_parent(self, base: ModelVersion, tensors: dict[str, np.ndarray]) -> None:
+        """Refuse weights that do not fit the parent's network: every tensor of the parent's
+        latest snapshot present with the same shape and dtype, and nothing else."""
+        with self.graph.session():
+            snap = vs.latest_snapshot(self.graph, base.id)
+            expected = {t.name: t for t in self.graph.tensors_of(snap.id)}
+        vs.check_like(expected, tensors, f"{base.name} ({base.id[:12]})")
+
+    def checkout(self, ref: str, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write a version's weights to ``.safetensors`` (bit-exact) or ``.onnx``; an
+        existing file is replaced only with ``force``."""
         from provdb.models.files import write_model_file
 
+        target = Path(path)
+        if target.exists() and not force:
+            raise AlreadyExists(f"{target} exists; give --force to overwrite it")
+        if not target.parent.is_dir():
+            raise InvalidInput(f"cannot write {target}: folder {target.parent} does not exist")
         version = self.resolve(ref)
-        return write_model_file(path, vs.network_of(version), self.weights(version.id))
+        return write_model_file(target, vs.network_of(version), self.weights(version.id))
 
     # -- staging (dlv add) ----------------------------------------------------------------
 
@@ -349,73 +415,84 @@ class Repository:
 
     # -- storage --------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         """Raw vs stored bytes: total, per byte plane, and per version."""
-        st = self.archive.stats()
-        rows = self.graph.run_read(
-            "MATCH (s:Snapshot)-[:SNAPSHOT_OF]->(v:ModelVersion) WHERE s.committed "
-            "RETURN v.id AS id, v.name AS name, s.id AS snapshot ORDER BY v.created_at"
+        with storage_errors():
+            st = self.archive.stats()
+        per_version: dict[str, list[Any]] = {}
+        for vid, name, snapshot in self.graph.committed_snapshots():
+            row = per_version.setdefault(vid, [name, 0, 0])
+            row[1] += 1
+            row[2] += st.per_snapshot.get(snapshot, {}).get("raw", 0)
+        return Stats(
+            raw_bytes=st.raw_bytes,
+            unique_raw_bytes=st.unique_raw_bytes,
+            stored_bytes=st.stored_bytes,
+            ratio=st.ratio,
+            per_plane=list(st.per_plane),
+            snapshots=st.n_snapshots,
+            tensors=st.n_tensors,
+            chunks=st.n_chunks,
+            versions=[VersionStorage(vid, *row) for vid, row in per_version.items()],
         )
-        per_version: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            row = per_version.setdefault(
-                r["id"], {"id": r["id"], "name": r["name"], "snapshots": 0, "raw_bytes": 0}
-            )
-            row["snapshots"] += 1
-            row["raw_bytes"] += st.per_snapshot.get(r["snapshot"], {}).get("raw", 0)
-        return {
-            "raw_bytes": st.raw_bytes,
-            "unique_raw_bytes": st.unique_raw_bytes,
-            "stored_bytes": st.stored_bytes,
-            "ratio": st.ratio,
-            "per_plane": st.per_plane,
-            "snapshots": st.n_snapshots,
-            "tensors": st.n_tensors,
-            "chunks": st.n_chunks,
-            "versions": list(per_version.values()),
-        }
 
     def replan(
         self, alpha: float, algorithm: str = "pas-mt", scheme: str = "independent"
-    ) -> dict[str, Any]:
+    ) -> ReplanResult:
         """Re-optimise the archive under recreation budgets θ_i = α · C_r(SPT, s_i)."""
-        with storage_errors("archive re-plan failed"):
+        with (
+            write_guard(self.dlv_dir, exclusive=True),
+            storage_errors("archive re-plan failed"),
+        ):
             result = self.archive.replan(algorithm, alpha=alpha, scheme=scheme)
-        return {
-            "algorithm": algorithm,
-            "alpha": alpha,
-            "scheme": scheme,
-            "planned_storage_before": result.storage_before,
-            "planned_storage_after": result.result.storage,
-            "budget_violations": list(result.result.violations),
-            "rewritten": result.rewritten,
-            "gc": dict(result.gc.__dict__),
-            "stats": {"stored_bytes": self.archive.stats().stored_bytes},
-        }
+            stored = self.archive.stats().stored_bytes
+        return ReplanResult(
+            algorithm=algorithm,
+            alpha=alpha,
+            scheme=scheme,
+            planned_storage_before=result.storage_before,
+            planned_storage_after=result.result.storage,
+            budget_violations=list(result.result.violations),
+            rewritten=result.rewritten,
+            gc=GCResult(**result.gc.__dict__),
+            stats={"stored_bytes": stored},
+        )
 
-    def evaluate(self, ref: str, data: str, top_k: tuple[int, ...] = (1, 5)) -> dict[str, Any]:
-        """Accuracy/top-k/loss of a version on a data set (``builtin:digits`` or ``.npz``)."""
+    def evaluate(self, ref: str, data: str, top_k: tuple[int, ...] = (1, 5)) -> EvalResult:
+        """Accuracy/top-k/loss of a version on a data set (``builtin:digits`` or an ``.npz``
+        with ``x_test``/``y_test``)."""
         from provdb.models import learner
 
         version = self.resolve(ref)
-        dataset = learner.load_dataset(data)
-        return learner.evaluate(
+        dataset = learner.load_dataset(data, test_only=True)
+        out = learner.evaluate(
             vs.network_of(version), self.weights(version.id), dataset, top_k=top_k
         )
+        return EvalResult(
+            n=int(out["n"]),
+            loss=out["loss"],
+            accuracy=out["accuracy"],
+            top={k: out[f"top{k}"] for k in top_k},
+        )
 
-    def lineage(self, ref: str, depth: int | None = None, direction: str = "up") -> Lineage:
-        """Ancestors/descendants of a version."""
-        return self.graph.lineage(self.resolve(ref).id, depth=depth, direction=direction)
+    def evaluate_progressive(self, ref: str, data: str, top: int = 1) -> ProgressiveResult:
+        """Top-``top`` predictions read plane by plane: each input is answered from the
+        fewest high-order byte planes whose interval forward pass certifies its answer (the
+        answers equal the full-precision ones); see :mod:`provdb.models.progressive`."""
+        from provdb.models import learner, progressive
 
-    def live_snapshots(self) -> list[str]:
-        """Ids of every committed snapshot the graph knows."""
-        rows = self.graph.run_read("MATCH (s:Snapshot) WHERE s.committed RETURN s.id AS id")
-        return [r["id"] for r in rows]
+        if top < 1:
+            raise InvalidInput(f"--top must be at least 1, not {top}")
+        dataset = learner.load_dataset(data, test_only=True)
+        with self.graph.session():
+            return progressive.evaluate_version(self, ref, dataset.x_test, top_k=top)
 
-    def gc(self) -> dict[str, int]:
-        """Drop archive snapshots no committed graph snapshot names, then unreferenced chunks."""
-        result = self.archive.gc(self.live_snapshots())
-        return dict(result.__dict__)
+    def gc(self) -> GCResult:
+        """Drop archive snapshots no committed graph snapshot names, then unreferenced
+        chunks. Waits for in-flight commits (their weights are never collected)."""
+        with write_guard(self.dlv_dir, exclusive=True), storage_errors():
+            result = self.archive.gc(self.graph.live_snapshot_ids())
+        return GCResult(**result.__dict__)
 
 
 class _ArchiveRegistry:

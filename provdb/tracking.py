@@ -136,28 +136,21 @@ class ActiveRun:
             if self._last_snapshot
             else ([vs.latest_snapshot(self.repo.graph, self.parent.id).id] if self.parent else [])
         )
-        info = self.repo.archive.write_snapshot(
-            vs.snapshot_id(self.version.id, step), tensors, bases=bases
-        )
         batch = WriteBatch()
         if first:
-            self._version_batch(batch, net)
+            base_id = self.parent.id if self.parent else None
+            vs.version_batch(batch, self.version, net, run=self.run, base_id=base_id, op="finetune")
         elif self._last_snapshot is not None:
             batch.add(Snapshot(**{**self._last_snapshot.props(), "is_latest": False}))
-        self._last_snapshot = vs.snapshot_batch(batch, self.version, info, owners, step)
-        batch.relate("WAS_GENERATED_BY", self._last_snapshot, self.run, new=True)
-        self._buffered(batch)
-        self.repo.graph.write(batch)
+        with self.repo.writing():
+            info = self.repo.write_snapshot(
+                vs.snapshot_id(self.version.id, step), tensors, bases=bases
+            )
+            self._last_snapshot = vs.snapshot_batch(batch, self.version, info, owners, step)
+            batch.relate("WAS_GENERATED_BY", self._last_snapshot, self.run, new=True)
+            self._buffered(batch)
+            self.repo.graph.write(batch)
         return info.snapshot_id
-
-    def _version_batch(self, batch: WriteBatch, net: NetworkDef) -> None:
-        assert self.version is not None
-        batch.add(vs.model_of(self.name)).add(self.version, new=True)
-        batch.relate("VERSION_OF", self.version, ("Model", self.name), new=True)
-        batch.relate("WAS_GENERATED_BY", self.version, self.run, new=True)
-        vs.network_batch(batch, self.version, net)
-        if self.parent is not None:
-            batch.derive(vs.derivation(self.version.id, self.parent.id, "finetune"), new=True)
 
     def _network_and_tensors(self, model: Any) -> tuple[NetworkDef, dict[str, np.ndarray]]:
         if hasattr(model, "state_dict") and callable(model.state_dict):

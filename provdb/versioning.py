@@ -39,8 +39,12 @@ from provdb.models.network import NetworkDef, layer_of
 if TYPE_CHECKING:
     from storage import SnapshotInfo
 
-#: Names users give versions: printable, no path separators or control characters.
+#: Names users give versions: printable, no control characters, at most this long.
 MAX_NAME = 200
+#: Longer references cannot name anything (ids are 32 characters, names ≤ MAX_NAME).
+MAX_REF = MAX_NAME
+#: How many candidates an ambiguous id prefix lists.
+MAX_CANDIDATES = 5
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,6 @@ class FileRecord:
         """The graph node (one per path and content)."""
         key = hashlib.sha256(f"{self.path}\0{self.digest}".encode()).hexdigest()[:32]
         return File(id=key, path=self.path, digest=self.digest, size=self.size)
-
-
-@dataclass(frozen=True)
-class CommitResult:
-    """What a commit created."""
-
-    version: ModelVersion
-    snapshot: str
-    raw_bytes: int
-    new_bytes: int
 
 
 def check_name(name: str) -> str:
@@ -112,6 +106,59 @@ def check_tensors(network: NetworkDef, tensors: Mapping[str, np.ndarray]) -> dic
             )
         owners[name] = owner
     return owners
+
+
+def check_like(
+    expected: Mapping[str, Tensor], tensors: Mapping[str, np.ndarray], what: str
+) -> None:
+    """Refuse ``tensors`` unless they are exactly ``expected``'s names, shapes and dtypes
+    (weights committed on a parent's network must fit it)."""
+    if not tensors:
+        raise InvalidInput(f"the weights file holds no tensors (the network of {what} has "
+                           f"{len(expected)})")  # fmt: skip
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing:
+        raise InvalidInput(
+            f"tensor {missing[0]!r} of {what} is missing"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+        )
+    if extra:
+        raise InvalidInput(
+            f"tensor {extra[0]!r} is not in the network of {what}"
+            + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else "")
+        )
+    from storage.codecs import dtype_from_name
+
+    for name, want in expected.items():
+        got = tensors[name]
+        dtype = dtype_from_name(want.dtype) if want.dtype else got.dtype
+        if list(got.shape) != list(want.shape) or got.dtype != dtype:
+            raise InvalidInput(
+                f"tensor {name!r}: expected shape {list(want.shape)} {dtype}, "
+                f"got {list(got.shape)} {got.dtype}"
+            )
+
+
+def version_batch(
+    batch: WriteBatch,
+    version: ModelVersion,
+    network: NetworkDef,
+    *,
+    base_id: str | None = None,
+    op: str = "commit",
+    query: str = "",
+    run: Any | None = None,
+) -> None:
+    """Add a new version with its model, network, lineage edge to ``base_id`` and the run
+    that generated it to ``batch`` — the one write path of commits and SDK runs."""
+    batch.add(model_of(version.name)).add(version, new=True)
+    batch.relate("VERSION_OF", version, ("Model", version.name), new=True)
+    if run is not None:
+        batch.relate("WAS_GENERATED_BY", version, run, new=True)
+    network_batch(batch, version, network)
+    if base_id is not None:
+        batch.derive(derivation(version.id, base_id, op, query), new=True)
 
 
 def network_batch(batch: WriteBatch, version: ModelVersion, network: NetworkDef) -> None:
@@ -195,43 +242,42 @@ def default_author() -> str:
 
 
 def resolve(graph: GraphStore, ref: str) -> ModelVersion:
-    """A version by exact id, unique id prefix (≥ 4 characters) or name (its newest version)."""
-    if not ref:
+    """A version by reference, in a precedence that cannot change under a user's feet:
+
+    1. an exact version id;
+    2. an exact version name (its newest version) — so a name is never shadowed by ids that
+       happen to start with it;
+    3. a unique id prefix of at least 4 characters; an ambiguous prefix is an error that
+       lists the candidates.
+    """
+    if not isinstance(ref, str) or not ref.strip():
         raise InvalidInput("empty version reference")
+    shown = ref if len(ref) <= 60 else ref[:57] + "..."
+    if len(ref) > MAX_REF:
+        raise NotFound(f"no version {shown!r} (longer than any id or name)")
     exact = graph.get(ModelVersion, ref)
     if exact is not None:
         return exact
-    rows = []
+    named = graph.newest_named(ref)
+    if named is not None:
+        return named
     if len(ref) >= 4:
-        rows = graph.run_read(
-            "MATCH (v:ModelVersion) WHERE v.id STARTS WITH $p RETURN v ORDER BY v.id LIMIT 2",
-            {"p": ref},
-        )
-    if len(rows) > 1:
-        raise InvalidInput(f"version prefix {ref!r} is ambiguous; give more characters")
-    if not rows:
-        rows = graph.run_read(
-            "MATCH (v:ModelVersion {name: $n}) RETURN v ORDER BY v.created_at DESC LIMIT 1",
-            {"n": ref},
-        )
-    if not rows:
-        raise NotFound(f"no version {ref!r} (not an id, id prefix or version name)")
-    return ModelVersion.from_props(rows[0]["v"])
-
-
-def snapshots(graph: GraphStore, version_id: str) -> list[Snapshot]:
-    """A version's committed snapshots, by iteration."""
-    rows = graph.run_read(
-        "MATCH (s:Snapshot)-[:SNAPSHOT_OF]->(:ModelVersion {id: $id}) WHERE s.committed "
-        "RETURN s ORDER BY s.iteration",
-        {"id": version_id},
-    )
-    return [Snapshot.from_props(r["s"]) for r in rows]
+        found = graph.versions_with_prefix(ref, limit=MAX_CANDIDATES + 1)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            listed = ", ".join(f"{v.id[:12]} ({v.name})" for v in found[:MAX_CANDIDATES])
+            more = "…" if len(found) > MAX_CANDIDATES else ""
+            raise InvalidInput(
+                f"version prefix {shown!r} is ambiguous: {listed}{more}; give more characters",
+                candidates=[v.id for v in found[:MAX_CANDIDATES]],
+            )
+    raise NotFound(f"no version {shown!r} (not an id, a version name or an id prefix)")
 
 
 def latest_snapshot(graph: GraphStore, version_id: str) -> Snapshot:
     """The snapshot a version's weights are read from (``is_latest``, else the last one)."""
-    snaps = snapshots(graph, version_id)
+    snaps = graph.snapshots(version_id)
     if not snaps:
         raise NotFound(f"version {version_id[:12]} has no committed weights")
     latest = [s for s in snaps if s.is_latest]
@@ -243,40 +289,6 @@ def network_of(version: ModelVersion) -> NetworkDef:
     if not version.network:
         raise NotFound(f"version {version.id[:12]} has no network definition")
     return NetworkDef.from_json(version.network)
-
-
-def params_of(graph: GraphStore, owner_id: str, label: str = "ModelVersion") -> dict[str, Any]:
-    """Hyper-parameters of a version or run, decoded."""
-    rows = graph.run_read(
-        f"MATCH (o:{_owner(label)} {{id: $id}})-[:HAS_PARAM]->(h:Hyperparameter) "
-        "RETURN h ORDER BY h.name",
-        {"id": owner_id},
-    )
-    return {r["h"]["name"]: Hyperparameter.from_props(r["h"]).parsed for r in rows}
-
-
-def metrics_of(graph: GraphStore, owner_id: str, label: str = "ModelVersion") -> dict[str, Metric]:
-    """Metric series of a version or run."""
-    rows = graph.run_read(
-        f"MATCH (o:{_owner(label)} {{id: $id}})-[:HAS_METRIC]->(m:Metric) RETURN m ORDER BY m.name",
-        {"id": owner_id},
-    )
-    return {r["m"]["name"]: Metric.from_props(r["m"]) for r in rows}
-
-
-def files_of(graph: GraphStore, owner_id: str, label: str = "ModelVersion") -> list[File]:
-    """Files attached to a version or run."""
-    rows = graph.run_read(
-        f"MATCH (o:{_owner(label)} {{id: $id}})-[:HAS_FILE]->(f:File) RETURN f ORDER BY f.path",
-        {"id": owner_id},
-    )
-    return [File.from_props(r["f"]) for r in rows]
-
-
-def _owner(label: str) -> str:
-    if label not in ("ModelVersion", "Run"):
-        raise InvalidInput(f"metadata owners are ModelVersion or Run, not {label!r}")
-    return label
 
 
 def derivation(derived: str, base: str, op: str, query: str = "") -> Derivation:

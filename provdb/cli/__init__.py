@@ -11,13 +11,12 @@ import json
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from provdb.cli.render import clip, console, echo_json, esc, number, size
 from provdb.errors import ProvDBError
 from provdb.repository import Repository
-
-console = Console()
+from provdb.results import DiffRow, LineageNode
 
 
 class DlvGroup(click.Group):
@@ -68,10 +67,6 @@ def _repo(ctx: click.Context) -> Repository:
     return repo
 
 
-def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
 @click.group(cls=DlvGroup)
 @click.option(
     "--repo",
@@ -101,9 +96,9 @@ def init(path: str, graph: str | None, as_json: bool) -> None:
     with Repository.init(path, graph=graph) as repo:
         info = repo.info()
     if as_json:
-        _echo_json(info)
+        echo_json(info.to_dict())
     else:
-        click.echo(f"Initialized empty dlv repository in {info['root']}/.dlv ({info['backend']})")
+        click.echo(f"Initialized empty dlv repository in {info.root}/.dlv ({info.backend})")
 
 
 @cli.command("list")
@@ -115,15 +110,16 @@ def list_(ctx: click.Context, name: str | None, limit: int | None, as_json: bool
     """List model versions, newest first, with what each was derived from."""
     rows = _repo(ctx).list_versions(name=name, limit=limit)
     if as_json:
-        _echo_json([r.to_dict() for r in rows])
+        echo_json([r.to_dict() for r in rows])
         return
     if not rows:
         click.echo("no versions yet (commit one with `dlv commit`)")
         return
     table = Table("id", "name", "created", "derived from", "message")
     for r in rows:
-        parents = ", ".join(f"{p['id'][:12]} ({p['op']})" for p in r.parents)
-        table.add_row(r.id[:12], r.name, r.created_at[:19].replace("T", " "), parents, r.message)
+        parents = ", ".join(f"{p.id[:12]} ({p.op})" for p in r.parents)
+        created = r.created_at[:19].replace("T", " ")
+        table.add_row(r.id[:12], esc(r.name), created, parents, esc(r.message))
     console.print(table)
 
 
@@ -132,9 +128,9 @@ def list_(ctx: click.Context, name: str | None, limit: int | None, as_json: bool
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
     """Show where the repository's graph and archive live and what they hold."""
-    data = _repo(ctx).info()
+    data = _repo(ctx).info().to_dict()
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     for key, value in data.items():
         click.echo(f"{key:>9}: {value}")
@@ -154,23 +150,13 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
-def _size(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.pass_context
 def add(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Stage FILES (scripts, configs, data) to be recorded, by digest, with the next commit."""
     for record in _repo(ctx).stage(list(files)):
-        click.echo(f"staged {record.path} ({_size(record.size)}, sha256 {record.digest[:12]})")
+        click.echo(f"staged {record.path} ({size(record.size)}, sha256 {record.digest[:12]})")
 
 
 @cli.command()
@@ -230,15 +216,7 @@ def commit(
             params=_parse_params(params),
         )
     if as_json:
-        _echo_json(
-            {
-                "id": result.version.id,
-                "name": name,
-                "snapshot": result.snapshot,
-                "raw_bytes": result.raw_bytes,
-                "new_bytes": result.new_bytes,
-            }
-        )
+        echo_json(result.to_dict())
     else:
         click.echo(result.version.id)
 
@@ -262,10 +240,11 @@ def copy(ctx: click.Context, version: str, name: str, message: str) -> None:
     type=click.Path(dir_okay=False),
     help="File to write: .safetensors (bit-exact weights) or .onnx.",
 )
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.pass_context
-def checkout(ctx: click.Context, version: str, output: str) -> None:
+def checkout(ctx: click.Context, version: str, output: str, force: bool) -> None:
     """Write VERSION's weights (and network, for .onnx) to a file."""
-    click.echo(f"wrote {_repo(ctx).checkout(version, output)}")
+    click.echo(f"wrote {_repo(ctx).checkout(version, output, force=force)}")
 
 
 @cli.command()
@@ -278,35 +257,21 @@ def lineage(ctx: click.Context, version: str, depth: int | None, down: bool, as_
     """Show what VERSION was derived from (or, with --down, what derives from it)."""
     lin = _repo(ctx).lineage(version, depth=depth, direction="down" if down else "up")
     if as_json:
-        _echo_json(
-            {
-                "root": lin.root,
-                "depth": lin.depth,
-                "versions": {
-                    k: {"name": v.name, "created_at": v.created_at} for k, v in lin.versions.items()
-                },
-                "edges": [e.__dict__ for e in lin.edges],
-            }
-        )
+        echo_json(lin.to_dict())
         return
     from rich.tree import Tree
 
-    def label(vid: str) -> str:
-        v = lin.versions[vid]
-        return f"[bold]{v.name}[/bold] {vid[:12]} [dim]{v.created_at[:19]}[/dim]"
+    def label(node: LineageNode) -> str:
+        op = f"[cyan]{esc(node.op)}[/cyan] " if node.op else ""
+        return f"{op}[bold]{esc(node.name)}[/bold] {node.id[:12]} [dim]{node.created_at[:19]}[/dim]"
 
-    children: dict[str, list[tuple[str, str]]] = {}
-    for e in lin.edges:
-        a, b = (e.base, e.derived) if down else (e.derived, e.base)
-        children.setdefault(a, []).append((b, e.op))
-    tree = Tree(label(lin.root))
+    def grow(tree: Tree, node: LineageNode) -> None:
+        for child in node.children:
+            grow(tree.add(label(child)), child)
 
-    def grow(node: Tree, vid: str, seen: set[str]) -> None:
-        for nxt, op in children.get(vid, []):
-            if lin.depth.get(nxt, 0) > lin.depth.get(vid, 0) and nxt not in seen:
-                grow(node.add(f"[cyan]{op}[/cyan] {label(nxt)}"), nxt, seen | {nxt})
-
-    grow(tree, lin.root, {lin.root})
+    root = lin.tree()
+    tree = Tree(label(root))
+    grow(tree, root)
     console.print(tree)
 
 
@@ -316,41 +281,36 @@ def lineage(ctx: click.Context, version: str, depth: int | None, down: bool, as_
 @click.pass_context
 def desc(ctx: click.Context, version: str, as_json: bool) -> None:
     """Describe VERSION: network, hyper-parameters, metrics, files, snapshots, storage."""
-    from provdb.compare import describe
-
-    d = describe(_repo(ctx), version)
+    d = _repo(ctx).describe(version)
     if as_json:
-        _echo_json(d)
+        echo_json(d.to_dict())
         return
-    console.print(f"[bold]{d['name']}[/bold] {d['id']}  {d['created_at'][:19]}  by {d['author']}")
-    if d["message"]:
-        console.print(f"  {d['message']}")
-    for p in d["parents"]:
-        console.print(f"  derived from {p['id'][:12]} ({p['op']})")
+    console.print(f"[bold]{esc(d.name)}[/bold] {d.id}  {d.created_at[:19]}  by {esc(d.author)}")
+    if d.message:
+        console.print(f"  {esc(d.message)}")
+    for p in d.parents:
+        console.print(f"  derived from {p.id[:12]} ({p.op})")
     layers = Table("#", "layer", "type", "attributes", title="network")
-    for i, layer in enumerate(d["layers"]):
-        kind = layer["type"] + (f"({layer['mode']})" if layer["mode"] else "")
-        layers.add_row(str(i), layer["name"], kind, json.dumps(layer["attrs"])[:60])
+    for i, layer in enumerate(d.layers):
+        kind = layer.type + (f"({layer.mode})" if layer.mode else "")
+        attrs = clip(json.dumps(layer.attrs), 60)
+        layers.add_row(str(i), esc(layer.name), esc(kind), esc(attrs))
     console.print(layers)
-    if d["params"]:
+    if d.params:
         t = Table("hyper-parameter", "value")
-        for k, v in d["params"].items():
-            t.add_row(k, json.dumps(v))
+        for k, v in d.params.items():
+            t.add_row(esc(k), esc(json.dumps(v)))
         console.print(t)
-    if d["metrics"]:
+    if d.metrics:
         t = Table("metric", "last", "min", "max", "points")
-        for k, m in d["metrics"].items():
-            t.add_row(
-                k,
-                *(f"{m[c]:.4g}" if m[c] is not None else "-" for c in ("last", "min", "max")),
-                str(m["points"]),
-            )
+        for k, m in d.metrics.items():
+            t.add_row(esc(k), number(m.last), number(m.min), number(m.max), str(m.points))
         console.print(t)
-    for f in d["files"]:
-        console.print(f"  file {f['path']} ({_size(f['size'])}, sha256 {f['digest'][:12]})")
+    for f in d.files:
+        console.print(f"  file {esc(f.path)} ({size(f.size)}, sha256 {f.digest[:12]})")
     t = Table("snapshot", "iteration", "raw", "stored", title="weights")
-    for s in d["snapshots"]:
-        t.add_row(s["id"], str(s["iteration"]), _size(s.get("raw")), _size(s.get("stored")))
+    for s in d.snapshots:
+        t.add_row(s.id, str(s.iteration), size(s.raw), size(s.stored))
     console.print(t)
 
 
@@ -364,37 +324,34 @@ def diff(
 ) -> None:
     """Compare two or more versions against the first: architecture, hyper-parameters,
     metrics and per-layer weight change (relative L2)."""
-    from provdb.compare import diff as diff_versions
-
     if len(versions) < 2:
         raise click.UsageError("give at least two versions")
-    d = diff_versions(_repo(ctx), list(versions), only_differences)
+    d = _repo(ctx).diff(list(versions), only_differences)
     if as_json:
-        _echo_json(d)
+        echo_json(d.to_dict())
         return
-    heads = [f"{v['name']} {v['id'][:8]}" for v in d["versions"]]
+    heads = [f"{esc(v['name'])} {v['id'][:8]}" for v in d.versions]
     colour = {"added": "green", "removed": "red", "changed": "yellow", "same": "dim"}
 
-    def show(title: str, rows: list[dict[str, Any]], fmt: Any) -> None:
+    def show(title: str, rows: list[DiffRow], fmt: Any) -> None:
         if not rows:
             return
         t = Table(title, "", *heads, title=title)
         for r in rows:
-            t.add_row(
-                f"[{colour[r['status']]}]{r['name']}", r["status"], *(fmt(v) for v in r["values"])
-            )
+            name = f"[{colour[r.status]}]{esc(r.name)}"
+            t.add_row(name, r.status, *(esc(fmt(v)) for v in r.values))
         console.print(t)
 
     def layer(v: Any) -> str:
         return "-" if v is None else v["type"] + (f"({v['mode']})" if v["mode"] else "")
 
-    show("layers", d["layers"], layer)
-    show("hyper-parameters", d["params"], lambda v: "-" if v is None else json.dumps(v))
-    show("metrics (last)", d["metrics"], lambda v: "-" if v is None else f"{v:.4g}")
-    show("weights (rel. L2 vs first)", d["weights"], lambda v: "-" if v is None else f"{v:.3g}")
+    show("layers", d.layers, layer)
+    show("hyper-parameters", d.params, lambda v: "-" if v is None else json.dumps(v))
+    show("metrics (last)", d.metrics, number)
+    show("weights (rel. L2 vs first)", d.weights, lambda v: "-" if v is None else f"{v:.3g}")
     for kind in ("added", "removed"):
-        for a, b in d["edges"][kind]:
-            console.print(f"[{colour[kind]}]edge {kind}: {a} → {b}")
+        for a, b in d.edges[kind]:
+            console.print(f"[{colour[kind]}]edge {kind}: {esc(a)} → {esc(b)}")
 
 
 @cli.command()
@@ -404,21 +361,19 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     """Raw vs stored bytes of the archive: total, per byte plane, per version."""
     s = _repo(ctx).stats()
     if as_json:
-        _echo_json(s)
+        echo_json(s.to_dict())
         return
     console.print(
-        f"raw {_size(s['raw_bytes'])}  unique {_size(s['unique_raw_bytes'])}  "
-        f"stored {_size(s['stored_bytes'])}  ({100 * s['ratio']:.1f}% of raw)  "
-        f"{s['snapshots']} snapshots, {s['tensors']} tensors, {s['chunks']} chunks"
+        f"raw {size(s.raw_bytes)}  unique {size(s.unique_raw_bytes)}  "
+        f"stored {size(s.stored_bytes)}  ({100 * s.ratio:.1f}% of raw)  "
+        f"{s.snapshots} snapshots, {s.tensors} tensors, {s.chunks} chunks"
     )
-    if s["per_plane"]:
-        console.print(
-            "per byte plane: "
-            + ", ".join(f"plane {i}: {_size(b)}" for i, b in enumerate(s["per_plane"]))
-        )
+    if s.per_plane:
+        planes = ", ".join(f"plane {i}: {size(b)}" for i, b in enumerate(s.per_plane))
+        console.print(f"per byte plane: {planes}")
     t = Table("version", "name", "snapshots", "raw")
-    for v in s["versions"]:
-        t.add_row(v["id"][:12], v["name"], str(v["snapshots"]), _size(v["raw_bytes"]))
+    for v in s.versions:
+        t.add_row(v.id[:12], esc(v.name), str(v.snapshots), size(v.raw_bytes))
     console.print(t)
 
 
@@ -426,7 +381,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def gc(ctx: click.Context) -> None:
     """Remove archive data no committed version refers to (e.g. after a crash mid-commit)."""
-    out = _repo(ctx).gc()
+    out = _repo(ctx).gc().to_dict()
     click.echo(", ".join(f"{k}: {v}" for k, v in out.items()))
 
 
@@ -458,29 +413,81 @@ def archive(ctx: click.Context, alpha: float, algorithm: str, scheme: str, as_js
     with console.status(f"re-planning with {algorithm} at α = {alpha}…"):
         out = _repo(ctx).replan(alpha, algorithm, scheme)
     if as_json:
-        _echo_json(out)
+        echo_json(out.to_dict())
         return
     click.echo(
-        f"{algorithm} (α = {alpha}, {scheme}): rewrote {out['rewritten']} tensors; "
-        f"stored now {_size(out['stats']['stored_bytes'])}; "
-        f"{len(out['budget_violations'])} budget violations"
+        f"{algorithm} (α = {alpha}, {scheme}): rewrote {out.rewritten} tensors; "
+        f"stored now {size(out.stats['stored_bytes'])}; "
+        f"{len(out.budget_violations)} budget violations"
     )
 
 
 @cli.command("eval")
 @click.argument("version")
-@click.option("--data", required=True, help="builtin:digits or an .npz with x_test/y_test.")
+@click.option(
+    "--data", required=True, help="builtin:digits, or an .npz with x_test and y_test arrays."
+)
+@click.option(
+    "--progressive",
+    is_flag=True,
+    help="Answer top-K from the high-order byte planes first, reading lower planes only for "
+    "inputs not yet certain (answers equal the full-precision ones).",
+)
+@click.option("--top", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --progressive: certify the top-K class set.")  # fmt: skip
+@click.option("--predictions", type=click.Path(dir_okay=False),
+              help="With --progressive: write the predicted classes to this .npy.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def eval_(ctx: click.Context, version: str, data: str, as_json: bool) -> None:
-    """Evaluate VERSION on a data set: accuracy, top-k and loss."""
+def eval_(
+    ctx: click.Context,
+    version: str,
+    data: str,
+    progressive: bool,
+    top: int,
+    predictions: str | None,
+    as_json: bool,
+) -> None:
+    """Evaluate VERSION on a data set: accuracy, top-k and loss (or, with --progressive, the
+    fraction of inputs answered per byte plane and the bytes read)."""
+    if progressive:
+        _eval_progressive(ctx, version, data, top, predictions, as_json)
+        return
+    if predictions:
+        raise click.UsageError("--predictions needs --progressive")
     with console.status("evaluating…"):
-        out = _repo(ctx).evaluate(version, data)
+        out = _repo(ctx).evaluate(version, data).to_dict()
     if as_json:
-        _echo_json(out)
+        echo_json(out)
         return
     for k, v in out.items():
         click.echo(f"{k:>9}: {v:.4f}" if isinstance(v, float) else f"{k:>9}: {v}")
+
+
+def _eval_progressive(
+    ctx: click.Context, version: str, data: str, top: int, predictions: str | None, as_json: bool
+) -> None:
+    import numpy as np
+
+    with console.status("evaluating plane by plane…"):
+        result = _repo(ctx).evaluate_progressive(version, data, top=top)
+    if predictions:
+        np.save(predictions, result.predictions)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    if result.fallback:
+        click.echo(f"note: {result.fallback}; answered at full precision")
+    t = Table("planes", "certified", "of inputs", "bytes read", "of the model", "seconds",
+              title=f"progressive top-{top} on {result.n} inputs")  # fmt: skip
+    for step in result.steps:
+        share = f"{100 * step.bytes_read / result.full_bytes:.1f}%" if (
+            step.bytes_read is not None and result.full_bytes) else "-"  # fmt: skip
+        t.add_row(str(step.planes), str(step.certified), f"{100 * step.fraction:.1f}%",
+                  size(step.bytes_read), share, f"{step.seconds:.3f}")  # fmt: skip
+    console.print(t)
+    if predictions:
+        click.echo(f"wrote {predictions}")
 
 
 def _register_query() -> None:

@@ -29,8 +29,9 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from dql import CompiledQuery
+from provdb.cli.render import echo_json, esc
 from provdb.errors import ProvDBError
-from provdb.query import QueryResult, compile_query, execute, save_query, saved_queries
+from provdb.query import QueryResult, compile_query
 from provdb.repository import Repository
 
 HISTORY_FILE = "query_history"
@@ -78,7 +79,7 @@ def query(
     if save_as is not None:
         if text is None:
             raise click.UsageError("--save needs the query TEXT")
-        save_query(repo, save_as, text)
+        repo.save_query(save_as, text)
         _emit_saved(save_as, as_json)
         return
     if text is None:
@@ -88,7 +89,7 @@ def query(
         _run_json(repo, text, dry_run, show_cypher, ctx)
         return
     view = View(_console(), show_cypher)
-    view.result(execute(repo, text, dry_run=dry_run))
+    view.result(repo.query(text, dry_run=dry_run))
 
 
 def _console() -> Console:
@@ -106,18 +107,18 @@ def _emit_saved(name: str, as_json: bool) -> None:
 def _run_json(
     repo: Repository, text: str, dry_run: bool, show_cypher: bool, ctx: click.Context
 ) -> None:
-    """``--json``: the result, or ``{"error": …}`` and exit status 1."""
+    """``--json``: the result, or ``{"error": …}`` and the error code's exit status."""
     try:
-        result = execute(repo, text, dry_run=dry_run)
+        result = repo.query(text, dry_run=dry_run)
     except ProvDBError as exc:
-        click.echo(json.dumps({"error": exc.to_dict()}, indent=2, default=str))
-        ctx.exit(1)
+        echo_json({"error": exc.to_dict()})
+        ctx.exit(exc.exit_status)
         return
     data = result.to_dict()
     if not show_cypher:
         data.pop("cypher", None)
         data.pop("params", None)
-    click.echo(json.dumps(data, indent=2, default=str))
+    echo_json(data)
 
 
 # -- rendering -------------------------------------------------------------------------------
@@ -146,9 +147,9 @@ class View:
         for column in result.columns:
             table.add_column(column, overflow="fold")
         for row in result.rows:
-            table.add_row(*(_cell(column, row.get(column)) for column in result.columns))
+            table.add_row(*(esc(_cell(column, row.get(column))) for column in result.columns))
         self.console.print(table)
-        self.console.print(_summary(result), highlight=False)
+        self.console.print(_summary(result), markup=False, highlight=False)
 
     def error(self, exc: ProvDBError) -> None:
         """Print an error; a DQL error keeps its caret snippet."""
@@ -291,18 +292,18 @@ class QueryConsole:
         try:
             if self.view.show_cypher:
                 self.view.cypher(*_cypher_of(compile_query(self.repo, text)))
-            self.view.result(execute(self.repo, text, dry_run=self.dry_run), cypher=False)
+            self.view.result(self.repo.query(text, dry_run=self.dry_run), cypher=False)
         except ProvDBError as exc:
             self.view.error(exc)
 
     def _list_saved(self) -> None:
-        queries = saved_queries(self.repo)
+        queries = self.repo.saved_queries()
         if not queries:
             self._say("no saved queries (save one with \\save NAME or dlv query TEXT --save NAME)")
             return
         table = Table("name", "query", title="saved queries")
         for name, text in sorted(queries.items()):
-            table.add_row(name, text)
+            table.add_row(esc(name), esc(text))
         self.view.console.print(table)
 
     def _save(self, name: str) -> None:
@@ -310,7 +311,7 @@ class QueryConsole:
             self._say("usage: \\save NAME (saves the last statement)")
             return
         try:
-            save_query(self.repo, name, self.last)
+            self.repo.save_query(name, self.last)
             self._say(f"saved query {name!r}")
         except ProvDBError as exc:
             self.view.error(exc)

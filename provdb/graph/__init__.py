@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
-from provdb.graph.base import GraphStore, Lineage, LineageEdge, Statement, WriteBatch
+from provdb.graph.base import GraphStore, Statement, WriteBatch
 from provdb.graph.dialect import LADYBUG, NEO4J, Dialect
 
 __all__ = [
@@ -17,8 +17,6 @@ __all__ = [
     "NEO4J",
     "Dialect",
     "GraphStore",
-    "Lineage",
-    "LineageEdge",
     "Statement",
     "WriteBatch",
     "is_server_uri",

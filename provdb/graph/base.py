@@ -21,7 +21,9 @@ from typing import Any, TypeVar
 from provdb.entities import Derivation, Entity, ModelVersion
 from provdb.errors import Conflict, InvalidInput, NotFound
 from provdb.graph.dialect import Dialect
+from provdb.graph.reads import GraphReads
 from provdb.graph.schema import DERIVATION_OPS, NODES, RELS
+from provdb.results import Lineage
 
 E = TypeVar("E", bound=Entity)
 #: A node reference: (label, key value).
@@ -166,28 +168,7 @@ def _write_rels(
     return Statement(cypher, {"rows": rows}, expect=len(rows))
 
 
-@dataclass(frozen=True)
-class LineageEdge:
-    """One DERIVED_FROM edge as returned by :meth:`GraphStore.lineage`."""
-
-    derived: str
-    base: str
-    op: str
-    query: str = ""
-    at: str = ""
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """A version's lineage: the versions reached (with their hop distance) and the edges."""
-
-    root: str
-    versions: dict[str, ModelVersion]
-    depth: dict[str, int]
-    edges: list[LineageEdge]
-
-
-class GraphStore(ABC):
+class GraphStore(GraphReads, ABC):
     """A provenance graph backend.
 
     Subclasses implement the four primitives; everything else is shared. Stores are context
@@ -225,8 +206,9 @@ class GraphStore(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def session(self) -> AbstractContextManager[GraphStore]:
-        """A block of several reads sharing one connection (a no-op where that is free)."""
+    def session(self, write: bool = False) -> AbstractContextManager[GraphStore]:
+        """A block of statements sharing one connection or handle (a no-op where that is
+        free); with ``write``, the block may write and other writers wait (embedded graph)."""
         return nullcontext(self)
 
     def write(self, batch: WriteBatch) -> None:
@@ -271,7 +253,7 @@ class GraphStore(ABC):
             params["limit"] = int(limit)
         return [ModelVersion.from_props(r["v"]) for r in self.run_read(cypher, params)]
 
-    def parents(self, version_ids: Sequence[str]) -> list[LineageEdge]:
+    def parents(self, version_ids: Sequence[str]) -> list[Derivation]:
         """The DERIVED_FROM edges leaving these versions (one round trip)."""
         return self._edges(
             "UNWIND $ids AS i MATCH (d:ModelVersion {id: i})-[r:DERIVED_FROM]->(b:ModelVersion) ",
@@ -303,18 +285,17 @@ class GraphStore(ABC):
             {"ids": ids},
         )
         versions = {v.id: v for v in self.get_many(ModelVersion, ids)}
-        return Lineage(
-            version_id, versions, _hop_distances(version_id, edges, direction, hops), edges
-        )
+        depth = _hop_distances(version_id, edges, direction, hops)
+        return Lineage(version_id, versions, depth, edges, direction)
 
-    def _edges(self, match: str, params: Mapping[str, Any]) -> list[LineageEdge]:
+    def _edges(self, match: str, params: Mapping[str, Any]) -> list[Derivation]:
         rows = self.run_read(
             match
             + "RETURN d.id AS derived, b.id AS base, r.op AS op, r.query AS query, r.at AS at "
             "ORDER BY at, derived, base",
             params,
         )
-        return [LineageEdge(**{k: v if v is not None else "" for k, v in r.items()}) for r in rows]
+        return [Derivation(**{k: v if v is not None else "" for k, v in r.items()}) for r in rows]
 
     def clear(self) -> None:
         """Delete every node and relationship (tests and ``dlv init --force`` only)."""
@@ -327,9 +308,7 @@ def _glob_regex(pattern: str) -> str:
     return re.sub(r"\\Z$", "", rx)
 
 
-def _hop_distances(
-    root: str, edges: list[LineageEdge], direction: str, hops: int
-) -> dict[str, int]:
+def _hop_distances(root: str, edges: list[Derivation], direction: str, hops: int) -> dict[str, int]:
     nbrs: dict[str, set[str]] = {}
     for e in edges:
         if direction in ("up", "both"):

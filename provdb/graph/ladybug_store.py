@@ -123,9 +123,10 @@ class LadybugStore(GraphStore):
             conn.close()
             db.close()
 
-    def session(self) -> AbstractContextManager[LadybugStore]:
-        """Several reads on one read-only handle (opening one costs tens of milliseconds)."""
-        return self.hold(write=False)
+    def session(self, write: bool = False) -> AbstractContextManager[LadybugStore]:
+        """Several statements on one handle (opening one costs tens of milliseconds):
+        read-only, or read-write with ``write`` (other writers wait for the block)."""
+        return self.hold(write=write)
 
     # -- primitives -------------------------------------------------------------------------
 

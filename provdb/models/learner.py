@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from provdb.errors import InvalidInput
+from provdb.errors import InvalidInput, TrainingDiverged
 from provdb.models.builder import NetworkModule, build_module, materialize, module_tensors
 from provdb.models.network import NetworkDef, layer_of
 
@@ -134,9 +134,10 @@ class TrainResult:
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
+def load_dataset(spec: str | os.PathLike[str], *, test_only: bool = False) -> Dataset:
     """``builtin:digits`` (8×8 images, 10 classes, a fixed stratified 75/25 split) or an
-    ``.npz`` path with ``x_train``, ``y_train``, ``x_test``, ``y_test``."""
+    ``.npz`` path with ``x_train``, ``y_train``, ``x_test``, ``y_test`` (with ``test_only``,
+    for evaluation, just ``x_test`` and ``y_test``: the train split is then empty)."""
     spec = str(spec)
     if spec == "builtin:digits":
         return _digits()
@@ -147,10 +148,15 @@ def load_dataset(spec: str | os.PathLike[str]) -> Dataset:
         raise InvalidInput(f"data set {spec!r}: no such file")
     try:
         with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in _NPZ_KEYS if k not in npz.files]
+            needed = _NPZ_KEYS[2:] if test_only else _NPZ_KEYS
+            missing = [k for k in needed if k not in npz.files]
             if missing:
                 raise InvalidInput(f"data set {spec!r} lacks arrays {', '.join(missing)}")
-            arrays = {k: npz[k] for k in _NPZ_KEYS}
+            arrays = {k: npz[k] for k in needed}
+            if test_only:
+                x_test = arrays["x_test"]
+                arrays["x_train"] = np.zeros((0, *np.shape(x_test)[1:]), np.float32)
+                arrays["y_train"] = np.zeros(0, np.int64)
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"data set {spec!r} is not a readable .npz ({exc})") from None
     return _dataset(path.name, **arrays)
@@ -164,6 +170,8 @@ def _dataset(name: str, x_train: Any, y_train: Any, x_test: Any, y_test: Any) ->
             raise InvalidInput(f"data set {name}: x_{part} and y_{part} do not match")
         if y.size and y.min() < 0:
             raise InvalidInput(f"data set {name}: y_{part} has negative labels")
+    if not len(ys[1]):
+        raise InvalidInput(f"data set {name}: the test split is empty")
     return Dataset(name, xs[0], ys[0], xs[1], ys[1])
 
 
@@ -286,8 +294,9 @@ def train(
             idx = torch.from_numpy(next(batches))
             loss = _loss(net, module(x_all[idx]), y_all[idx])
             if not torch.isfinite(loss):
-                raise InvalidInput(
-                    f"training diverged at step {step} (loss {loss.item()}); lower base_lr"
+                raise TrainingDiverged(
+                    f"training diverged at step {step} (loss {loss.item()}); lower base_lr",
+                    step=step,
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -328,6 +337,12 @@ def _evaluate_module(
     module.eval()
     with torch.no_grad():
         out = torch.cat([module(x[i : i + 512]) for i in range(0, len(x), 512)])
+        if out.ndim != 2 or int(y.max()) >= out.shape[1]:
+            classes = out.shape[1] if out.ndim == 2 else "?"
+            raise InvalidInput(
+                f"data set {data.name}: labels go up to {int(y.max())} but the model "
+                f"outputs {classes} classes"
+            )
         loss = float(_loss(net, out, y).item())
         ranked = out.argsort(dim=1, descending=True)
     module.train(was_training)

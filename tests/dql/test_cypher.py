@@ -96,3 +96,39 @@ def test_unknown_dialect() -> None:
 def test_nested_construct_is_not_a_select_source() -> None:
     with pytest.raises(dql.UnsupportedError, match="Only a select can be the source"):
         dql.compile('select m from (construct a from b mutate b["x"].delete)')
+
+
+VERSION = ("id", "name", "created_at", "author")
+
+#: (DQL, ordered, columns): what an executor reads instead of sniffing the Cypher text.
+SHAPES = [
+    ("select m", False, VERSION),
+    ('select m where m.name like "a%"', False, VERSION),
+    ("select m order by m.name", True, VERSION),
+    ("select m order by m.creation_time desc limit 3", True, VERSION),
+    ('select m order by m.message, m["acc"] desc', True, (*VERSION, "order_0", "order_1")),
+    ("select m order by m.author, m.params.lr", True, (*VERSION, "order_1")),
+    ("select m limit 5", False, VERSION),
+    (
+        'slice n from m mutate n.input = m["a"] and n.output = m["b"]',
+        False,
+        (*VERSION, "network", "input", "output"),
+    ),
+    (
+        'construct n from m mutate m["a"].delete and m["b"].insert = RELU()',
+        False,
+        (*VERSION, "network", "binding_0", "binding_1"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "ordered", "columns"), SHAPES, ids=[s[0] for s in SHAPES])
+@pytest.mark.parametrize("dialect", ["neo4j", "ladybug"])
+def test_ordered_and_columns_are_data(
+    text: str, ordered: bool, columns: tuple[str, ...], dialect: str
+) -> None:
+    compiled = dql.compile(text, dialect=dialect)
+    assert compiled.ordered is ordered
+    assert compiled.columns == columns
+    assert compiled.to_dict()["ordered"] is ordered
+    assert compiled.to_dict()["columns"] == list(columns)

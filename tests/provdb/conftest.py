@@ -1,13 +1,17 @@
-"""Graph-store fixtures: every test that takes ``store`` runs on LadybugDB and on Neo4j."""
+"""Shared fixtures: every test that takes ``store`` or ``repo`` runs on LadybugDB and on Neo4j;
+:func:`dlv` is the one in-process CLI runner."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
+from click.testing import CliRunner, Result
 
 from provdb.graph import GraphStore, open_store
+from provdb.repository import Repository
 
 
 def neo4j_store_uri(uri: str, auth: tuple[str, str] | None) -> str:
@@ -51,3 +55,27 @@ def store(graph_uri: str) -> Iterator[GraphStore]:
     with open_store(graph_uri) as s:
         s.setup()
         yield s
+
+
+def run_dlv(*args: str, ok: bool = True, input: str | None = None) -> Result:
+    """Run ``dlv ARGS`` in-process; with ``ok`` (default) assert it exited 0."""
+    from provdb.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), obj={}, input=input)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def dlv() -> Callable[..., Result]:
+    """The one in-process CLI runner: ``dlv("--repo", path, "list", ok=False)``."""
+    return run_dlv
+
+
+@pytest.fixture
+def repo(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
+    """A fresh repository at ``tmp_path/repo`` on the current backend."""
+    graph = request.getfixturevalue("neo4j_graph_uri") if backend == "neo4j" else None
+    with Repository.init(tmp_path / "repo", graph=graph) as r:
+        yield r

@@ -13,30 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import provdb
-from provdb.cli import cli
 from provdb.errors import InvalidInput, NotFound
 from provdb.models import learner, zoo
 from provdb.models.builder import build_module, module_tensors
 from provdb.models.importers import from_onnx, load_safetensors, save_safetensors, to_onnx
 from provdb.models.network import Layer, NetworkDef
 from provdb.repository import Repository
-
-
-def dlv(repo: Path, *args: str, ok: bool = True):
-    result = CliRunner().invoke(cli, ["--repo", str(repo), *args], obj={})
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-@pytest.fixture
-def repo(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
-    graph = request.getfixturevalue("neo4j_graph_uri") if backend == "neo4j" else None
-    with Repository.init(tmp_path / "repo", graph=graph) as r:
-        yield r
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +38,7 @@ def state(repo: Repository) -> tuple[int, int, list[str]]:
     )
 
 
-def test_commit_and_checkout_are_bit_exact(repo: Repository, model, tmp_path: Path) -> None:
+def test_commit_and_checkout_are_bit_exact(dlv, repo: Repository, model, tmp_path: Path) -> None:
     net, w = model
     w = dict(w)
     w["fc1.bias"] = w["fc1.bias"].copy()
@@ -65,16 +49,16 @@ def test_commit_and_checkout_are_bit_exact(repo: Repository, model, tmp_path: Pa
     net_file = tmp_path / "net.json"
     net_file.write_text(net.to_json())
     vid = dlv(
-        repo.root, "commit", str(src), "--name", "digits", "--network", str(net_file)
+        "--repo", str(repo.root), "commit", str(src), "--name", "digits", "--network", str(net_file)
     ).output.strip()
     out = tmp_path / "out.safetensors"
-    dlv(repo.root, "checkout", vid[:8], "-o", str(out))
+    dlv("--repo", str(repo.root), "checkout", vid[:8], "-o", str(out))
     back = load_safetensors(out)
     assert back.keys() == w.keys()
     for name in w:
         assert back[name].tobytes() == w[name].tobytes(), name
     onnx_out = tmp_path / "out.onnx"
-    dlv(repo.root, "checkout", vid, "-o", str(onnx_out))
+    dlv("--repo", str(repo.root), "checkout", vid, "-o", str(onnx_out))
     net2, w2 = from_onnx(onnx_out)
     assert [layer.type for layer in net2.layers] == [layer.type for layer in net.layers]
     for name in w:
@@ -82,14 +66,15 @@ def test_commit_and_checkout_are_bit_exact(repo: Repository, model, tmp_path: Pa
 
 
 def test_onnx_commit_records_network_files_and_params(
-    repo: Repository, model, tmp_path: Path
+    dlv, repo: Repository, model, tmp_path: Path
 ) -> None:
     net, w = model
     to_onnx(net, w, tmp_path / "m.onnx")
     (tmp_path / "train.py").write_text("print('train')\n")
-    dlv(repo.root, "add", str(tmp_path / "train.py"))
+    dlv("--repo", str(repo.root), "add", str(tmp_path / "train.py"))
     vid = dlv(
-        repo.root,
+        "--repo",
+        str(repo.root),
         "commit",
         str(tmp_path / "m.onnx"),
         "--name",
@@ -101,7 +86,7 @@ def test_onnx_commit_records_network_files_and_params(
         "-m",
         "from onnx",
     ).output.strip()
-    d = json.loads(dlv(repo.root, "desc", vid, "--json").output)
+    d = json.loads(dlv("--repo", str(repo.root), "desc", vid, "--json").output)
     assert d["params"] == {"lr": 0.1, "opt": "sgd"}
     assert [layer["type"] for layer in d["layers"]][:4] == ["Input", "Conv", "ReLU", "Pool"]
     assert [Path(f["path"]).name for f in d["files"]] == ["train.py"]
@@ -109,29 +94,31 @@ def test_onnx_commit_records_network_files_and_params(
     assert repo.staged() == []
 
 
-def test_copy_and_finetune_lineage_and_dedup(repo: Repository, model) -> None:
+def test_copy_and_finetune_lineage_and_dedup(dlv, repo: Repository, model) -> None:
     net, w = model
     base = repo.commit("lenet", net, w)
     copy = repo.copy(base.version.id, "lenet-copy")
     assert copy.new_bytes == 0
     w2 = {**w, "fc1.weight": w["fc1.weight"] * np.float32(0.5)}
     ft = repo.commit("lenet-ft", net, w2, parent=copy.version.id, op="finetune")
-    lineage = json.loads(dlv(repo.root, "lineage", ft.version.id, "--json").output)
+    lineage = json.loads(dlv("--repo", str(repo.root), "lineage", ft.version.id, "--json").output)
     assert lineage["depth"] == {ft.version.id: 0, copy.version.id: 1, base.version.id: 2}
     assert {(e["derived"], e["op"]) for e in lineage["edges"]} == {
         (ft.version.id, "finetune"),
         (copy.version.id, "copy"),
     }
-    down = json.loads(dlv(repo.root, "lineage", base.version.id, "--down", "--json").output)
+    down = json.loads(
+        dlv("--repo", str(repo.root), "lineage", base.version.id, "--down", "--json").output
+    )
     assert set(down["versions"]) == {base.version.id, copy.version.id, ft.version.id}
     # the fine-tune's unchanged layers cost nothing: only fc1.weight is new
     changed = repo.archive.manifest(ft.snapshot)["tensors"]
     same = repo.archive.manifest(base.snapshot)["tensors"]
     assert {k for k in changed if changed[k] != same[k]} == {"fc1.weight"}
-    assert "lenet-ft" in dlv(repo.root, "lineage", ft.version.id).output
+    assert "lenet-ft" in dlv("--repo", str(repo.root), "lineage", ft.version.id).output
 
 
-def test_diff_finds_an_inserted_layer_and_a_changed_param(repo: Repository, model) -> None:
+def test_diff_finds_an_inserted_layer_and_a_changed_param(dlv, repo: Repository, model) -> None:
     net, w = model
     a = repo.commit("lenet", net, w, params={"lr": 0.1, "bs": 64})
     layers = list(net.layers)
@@ -144,18 +131,26 @@ def test_diff_finds_an_inserted_layer_and_a_changed_param(repo: Repository, mode
     net_b = NetworkDef(tuple(layers), tuple(edges))
     b = repo.commit("lenet-drop", net_b, w, params={"lr": 0.01, "bs": 64}, parent=a.version.id)
     d = json.loads(
-        dlv(repo.root, "diff", a.version.id, b.version.id, "--only-differences", "--json").output
+        dlv(
+            "--repo",
+            str(repo.root),
+            "diff",
+            a.version.id,
+            b.version.id,
+            "--only-differences",
+            "--json",
+        ).output
     )
     assert [(r["name"], r["status"]) for r in d["layers"]] == [("drop", "added")]
     assert [(r["name"], r["values"]) for r in d["params"]] == [("lr", [0.1, 0.01])]
     assert ["flatten", "drop"] in d["edges"]["added"]
     assert ["flatten", "fc1"] in d["edges"]["removed"]
     assert d["weights"] == []  # same weights everywhere
-    table = dlv(repo.root, "diff", a.version.id, b.version.id).output
+    table = dlv("--repo", str(repo.root), "diff", a.version.id, b.version.id).output
     assert "added" in table
 
 
-def test_sdk_records_training_and_a_failed_run(repo: Repository) -> None:
+def test_sdk_records_training_and_a_failed_run(dlv, repo: Repository) -> None:
     net = zoo.digits_cnn()
     cfg = learner.TrainConfig(iterations=60, checkpoint_every=20, eval_every=30, log_every=10)
     with provdb.start_run(repo, name="digits", network=net) as run:
@@ -169,7 +164,7 @@ def test_sdk_records_training_and_a_failed_run(repo: Repository) -> None:
             on_checkpoint=lambda step, t: run.log_checkpoint(t, step),
         )
     version = repo.resolve("digits")
-    d = json.loads(dlv(repo.root, "desc", version.id, "--json").output)
+    d = json.loads(dlv("--repo", str(repo.root), "desc", version.id, "--json").output)
     assert [s["iteration"] for s in d["snapshots"]] == [20, 40, 60]
     assert [s["latest"] for s in d["snapshots"]] == [False, False, True]
     assert d["metrics"]["train_loss"]["points"] == 6
@@ -199,13 +194,15 @@ def test_sdk_records_training_and_a_failed_run(repo: Repository) -> None:
     assert used == [{"id": version.id}]
 
 
-def test_eval_and_stats(repo: Repository, model) -> None:
+def test_eval_and_stats(dlv, repo: Repository, model) -> None:
     net, w = model
     vid = repo.commit("lenet", net, w).version.id
-    out = json.loads(dlv(repo.root, "eval", vid, "--data", "builtin:digits", "--json").output)
+    out = json.loads(
+        dlv("--repo", str(repo.root), "eval", vid, "--data", "builtin:digits", "--json").output
+    )
     assert 0.0 <= out["accuracy"] <= 1.0
     assert out["n"] == 450
-    s = json.loads(dlv(repo.root, "stats", "--json").output)
+    s = json.loads(dlv("--repo", str(repo.root), "stats", "--json").output)
     assert s["versions"][0]["raw_bytes"] == sum(a.nbytes for a in w.values())
     assert len(s["per_plane"]) == 4
 
@@ -225,7 +222,7 @@ def test_names_with_quotes_or_cypher_are_stored_verbatim(
 
 
 def test_bad_inputs_are_one_line_errors_that_change_nothing(
-    repo: Repository, model, tmp_path: Path
+    dlv, repo: Repository, model, tmp_path: Path
 ) -> None:
     net, w = model
     repo.commit("keep", net, w)
@@ -245,7 +242,7 @@ def test_bad_inputs_are_one_line_errors_that_change_nothing(
         (["commit", str(good), "--name", "bad\nname"], "invalid version name"),
     ]
     for args, message in cases:
-        out = dlv(repo.root, *args, ok=False)
+        out = dlv("--repo", str(repo.root), *args, ok=False)
         assert out.exit_code == 1, (args, out.output)
         assert out.output.startswith("error: ")
         assert message in out.output, (args, out.output)
@@ -309,10 +306,10 @@ def test_a_killed_commit_leaves_a_consistent_repository(repo: Repository, tmp_pa
             }
         assert r.archive.verify().ok
         r.gc()
-        assert sorted(r.archive.list_snapshots()) == sorted(r.live_snapshots())
+        assert sorted(r.archive.list_snapshots()) == sorted(r.graph.live_snapshot_ids())
 
 
-def test_archive_replan_and_gc_keep_every_version_bit_exact(repo: Repository, model) -> None:
+def test_archive_replan_and_gc_keep_every_version_bit_exact(dlv, repo: Repository, model) -> None:
     net, w = model
     rng = np.random.default_rng(1)
     ids, series = [], []
@@ -321,18 +318,27 @@ def test_archive_replan_and_gc_keep_every_version_bit_exact(repo: Repository, mo
         parent = ids[-1] if ids else None
         ids.append(repo.commit(f"ckpt{i}", net, w, parent=parent, op="finetune").version.id)
         series.append(w)
-    copy_id = dlv(repo.root, "copy", ids[-1], "--name", "ckpt-copy").output.strip()
+    copy_id = dlv("--repo", str(repo.root), "copy", ids[-1], "--name", "ckpt-copy").output.strip()
     for alpha, algorithm in [("1", "spt"), ("1.5", "pas-mt"), ("4", "pas-pt"), ("2", "mst")]:
         out = json.loads(
-            dlv(repo.root, "archive", "--budget", alpha, "--algorithm", algorithm, "--json").output
+            dlv(
+                "--repo",
+                str(repo.root),
+                "archive",
+                "--budget",
+                alpha,
+                "--algorithm",
+                algorithm,
+                "--json",
+            ).output
         )
         assert out["algorithm"] == algorithm
         assert isinstance(out["budget_violations"], list)
         for vid, expected in [*zip(ids, series), (copy_id, series[-1])]:
             got = repo.weights(vid)
             assert all(got[k].tobytes() == expected[k].tobytes() for k in expected), algorithm
-    assert "snapshots" in dlv(repo.root, "gc").output
+    assert "snapshots" in dlv("--repo", str(repo.root), "gc").output
     assert repo.archive.verify().ok
-    out = dlv(repo.root, "archive", "--budget", "0.5", ok=False)
+    out = dlv("--repo", str(repo.root), "archive", "--budget", "0.5", ok=False)
     assert out.exit_code == 2
     assert "0.5" in out.output

@@ -24,7 +24,6 @@ from provdb.models import learner, zoo
 from provdb.models.builder import build_module, module_tensors
 from provdb.query import execute, save_query, saved_queries
 from provdb.repository import Repository
-from provdb.versioning import metrics_of, params_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dql"))
 from paper_queries import Q1, Q2, Q3, Q4  # noqa: E402
@@ -209,12 +208,12 @@ def check_survivor(repo: Repository, survivor, row) -> None:
     assert survivor.id == row["id"]
     assert survivor.name == row["name"]
     assert survivor.name == f"alexnet-avgv1-a-construct-eval-{row['candidate']}"
-    params = params_of(repo.graph, survivor.id)
+    params = repo.graph.params_of(survivor.id)
     assert params["base_lr"] == row["overrides"]["base_lr"]
     assert params["input_data"].endswith(row["overrides"]["input_data"])
     assert params["lr_mult"]["conv3"] == row["overrides"]["net.conv3.lr"]
     assert params["iterations"] == 104
-    metrics = metrics_of(repo.graph, survivor.id)
+    metrics = repo.graph.metrics_of(survivor.id)
     assert {"loss", "test_loss", "train_loss", "test_accuracy"} <= set(metrics)
     assert metrics["test_loss"].steps == [100, 104]
     assert repo.lineage(survivor.id, depth=1).edges[0].op == "evaluate"
@@ -257,7 +256,7 @@ def test_evaluate_threshold_and_dry_run(repo: Repository, tmp_path: Path) -> Non
     assert version_count(repo) == before + 2
     survivor = real.created[1]
     assert survivor.parent == real.created[0].id
-    assert params_of(repo.graph, survivor.id)["iterations"] == 6
+    assert repo.graph.params_of(survivor.id)["iterations"] == 6
 
 
 # -- saved queries and errors --------------------------------------------------------------

@@ -1,0 +1,303 @@
+"""Typed results of the :class:`provdb.Repository` facade.
+
+Every result is a frozen dataclass with ``to_dict()``: the JSON that ``dlv … --json`` prints
+and that the server returns. Shells render these; they never build dicts of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from provdb.entities import Derivation, ModelVersion
+
+
+class Result:
+    """Base of the facade's results: ``to_dict()`` is the JSON form."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (field names are the keys)."""
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass(frozen=True)
+class Parent(Result):
+    """A version this one derives from (or, as a child, one that derives from it)."""
+
+    id: str
+    op: str
+
+
+@dataclass(frozen=True)
+class VersionRow(Result):
+    """A version as ``dlv list`` shows it: the version and the versions it derives from."""
+
+    id: str
+    name: str
+    created_at: str
+    message: str
+    author: str
+    parents: list[Parent]
+
+
+@dataclass(frozen=True)
+class RepoInfo(Result):
+    """Where a repository's parts live and how much it holds."""
+
+    root: str
+    id: str
+    backend: str
+    graph: str
+    archive: str
+    versions: int
+    models: int
+
+
+@dataclass(frozen=True)
+class CommitResult(Result):
+    """What a commit created."""
+
+    version: ModelVersion
+    snapshot: str
+    raw_bytes: int
+    new_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """``id``, ``name``, ``snapshot``, ``raw_bytes``, ``new_bytes``."""
+        return {
+            "id": self.version.id,
+            "name": self.version.name,
+            "snapshot": self.snapshot,
+            "raw_bytes": self.raw_bytes,
+            "new_bytes": self.new_bytes,
+        }
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    """One version in a lineage tree, with the op that leads to it from its tree parent."""
+
+    id: str
+    name: str
+    created_at: str
+    op: str
+    children: tuple[LineageNode, ...] = ()
+
+    def walk(self, depth: int = 0) -> Iterator[tuple[int, LineageNode]]:
+        """This node and every descendant, depth first, with their depth in the tree."""
+        yield depth, self
+        for child in self.children:
+            yield from child.walk(depth + 1)
+
+
+@dataclass(frozen=True)
+class Lineage(Result):
+    """A version's lineage: the versions reached (with their hop distance) and the edges.
+
+    ``direction`` is ``up`` (ancestors), ``down`` (descendants) or ``both``.
+    """
+
+    root: str
+    versions: dict[str, ModelVersion]
+    depth: dict[str, int]
+    edges: list[Derivation]
+    direction: str = "up"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``root``, ``depth``, ``versions`` (name, created_at) and ``edges``."""
+        return {
+            "root": self.root,
+            "depth": self.depth,
+            "versions": {
+                k: {"name": v.name, "created_at": v.created_at} for k, v in self.versions.items()
+            },
+            "edges": [asdict(e) for e in self.edges],
+        }
+
+    def tree(self) -> LineageNode:
+        """The lineage as a tree rooted at :attr:`root`: each version appears under the
+        version one hop nearer the root (a DAG's shared ancestors appear once per path)."""
+        down = self.direction == "down"
+        children: dict[str, list[tuple[str, str]]] = {}
+        for e in self.edges:
+            a, b = (e.base, e.derived) if down else (e.derived, e.base)
+            children.setdefault(a, []).append((b, e.op))
+
+        def grow(vid: str, op: str, seen: frozenset[str]) -> LineageNode:
+            v = self.versions[vid]
+            kids = tuple(
+                grow(nxt, nop, seen | {nxt})
+                for nxt, nop in children.get(vid, [])
+                if self.depth.get(nxt, 0) > self.depth.get(vid, 0)
+                and nxt not in seen
+                and nxt in self.versions
+            )
+            return LineageNode(vid, v.name, v.created_at, op, kids)
+
+        return grow(self.root, "", frozenset({self.root}))
+
+
+@dataclass(frozen=True)
+class LayerRow(Result):
+    """A layer as ``desc`` lists it."""
+
+    name: str
+    type: str
+    mode: str
+    attrs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MetricSummary(Result):
+    """A metric series with its summary."""
+
+    last: float | None
+    min: float | None
+    max: float | None
+    points: int
+    steps: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class FileRow(Result):
+    """A file recorded with a version."""
+
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class SnapshotRow(Result):
+    """A snapshot of a version with its raw and stored bytes in the archive."""
+
+    id: str
+    iteration: int
+    latest: bool
+    raw: int
+    stored: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``id``, ``iteration``, ``latest``, ``raw``, ``stored`` and any archive extras."""
+        out = {k: v for k, v in asdict(self).items() if k != "extra"}
+        return {**out, **self.extra}
+
+
+@dataclass(frozen=True)
+class Description(Result):
+    """Everything about one version (``dlv desc``)."""
+
+    id: str
+    name: str
+    created_at: str
+    author: str
+    message: str
+    framework: str
+    layers: list[LayerRow]
+    edges: list[list[str]]
+    params: dict[str, Any]
+    metrics: dict[str, MetricSummary]
+    files: list[FileRow]
+    snapshots: list[SnapshotRow]
+    parents: list[Parent]
+    children: list[Parent]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The description as JSON (snapshots keep their archive extras)."""
+        out = asdict(self)
+        out["snapshots"] = [s.to_dict() for s in self.snapshots]
+        return out
+
+
+@dataclass(frozen=True)
+class DiffRow(Result):
+    """One compared item: its values in each version (first = base) and its status
+    (``same``, ``changed``, ``added``, ``removed``)."""
+
+    name: str
+    status: str
+    values: list[Any]
+
+
+@dataclass(frozen=True)
+class Diff(Result):
+    """Versions compared against the first (``dlv diff``)."""
+
+    versions: list[dict[str, str]]
+    layers: list[DiffRow]
+    edges: dict[str, list[list[str]]]
+    params: list[DiffRow]
+    metrics: list[DiffRow]
+    weights: list[DiffRow]
+
+
+@dataclass(frozen=True)
+class VersionStorage(Result):
+    """A version's share of the archive."""
+
+    id: str
+    name: str
+    snapshots: int
+    raw_bytes: int
+
+
+@dataclass(frozen=True)
+class Stats(Result):
+    """Raw vs stored bytes of the archive: total, per byte plane and per version."""
+
+    raw_bytes: int
+    unique_raw_bytes: int
+    stored_bytes: int
+    ratio: float
+    per_plane: list[int]
+    snapshots: int
+    tensors: int
+    chunks: int
+    versions: list[VersionStorage]
+
+
+@dataclass(frozen=True)
+class GCResult(Result):
+    """What ``gc`` removed."""
+
+    snapshots: int
+    tensors: int
+    chunks: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ReplanResult(Result):
+    """What ``dlv archive`` changed."""
+
+    algorithm: str
+    alpha: float
+    scheme: str
+    planned_storage_before: float
+    planned_storage_after: float
+    budget_violations: list[Any]
+    rewritten: int
+    gc: GCResult
+    stats: dict[str, int]
+
+
+@dataclass(frozen=True)
+class EvalResult(Result):
+    """A version's accuracy, top-k accuracies and loss on a data set."""
+
+    n: int
+    loss: float
+    accuracy: float
+    top: dict[int, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``loss``, ``n``, ``top1``, ``top5``, … and ``accuracy``."""
+        return {
+            "loss": self.loss,
+            "n": self.n,
+            **{f"top{k}": v for k, v in self.top.items()},
+            "accuracy": self.accuracy,
+        }

@@ -475,6 +475,4 @@ def _digests(value: Any) -> list[str]:
 
 
 def _snapshot_ids(repo: Repository, version_id: str) -> list[str]:
-    from provdb import versioning as vs
-
-    return [s.id for s in vs.snapshots(repo.graph, version_id)]
+    return [s.id for s in repo.graph.snapshots(version_id)]

@@ -86,10 +86,10 @@ def version_manifest(repo: Repository, ref: str) -> dict[str, Any]:
     graph = repo.graph
     with graph.session():
         version = repo.resolve(ref)
-        params = vs.params_of(graph, version.id)
-        metrics = vs.metrics_of(graph, version.id)
-        files = vs.files_of(graph, version.id)
-        snaps = vs.snapshots(graph, version.id)
+        params = graph.params_of(version.id)
+        metrics = graph.metrics_of(version.id)
+        files = graph.files_of(version.id)
+        snaps = graph.snapshots(version.id)
         lineage = graph.lineage(version.id, direction="up")
     if not snaps:
         raise InvalidInput(f"version {version.id[:12]} has no committed weights to send")

@@ -40,10 +40,26 @@ Public API
 ``snapshot_stats(id) -> {"raw", "stored"}``  one snapshot's bytes, without a full scan.
 ``verify() -> VerifyReport``  every chunk (CRC + SHA-256 key) and every tensor (decoded CRC).
 ``gc(live_snapshot_ids=None) -> GCResult``  drop unreferenced tensors and chunks.
+``snapshot_chunks(id) -> list[str]``  digests of every chunk a snapshot needs (through its
+    delta chains): what another archive must hold to rebuild it.
+``missing_chunks(digests) -> list[str]``  which of ``digests`` this archive lacks.
+``get_chunk(digest) -> bytes`` / ``put_chunk(digest, data) -> bool``  a chunk's stored value
+    by digest; ``put_chunk`` checks ``data`` against ``digest`` first (a mismatch raises
+    :class:`CorruptionError` and stores nothing) and returns whether it was new.
+``export_snapshot(id) -> bytes`` / ``import_snapshot(bundle, *, verify=True) -> str``
+    A snapshot's manifest plus every tensor record it needs, as one value; importing it once
+    the chunks are there re-creates the snapshot (missing chunks: :class:`NotFoundError`;
+    with ``verify`` every tensor is decoded and checked against its CRC and, when lossless,
+    its digest before the manifest is written). A hub moves a snapshot with
+    ``missing = dst.missing_chunks(src.snapshot_chunks(id))``, ``dst.put_chunk(d,
+    src.get_chunk(d))`` for each, then ``dst.import_snapshot(src.export_snapshot(id))``.
 ``replan(algorithm="pas-mt", *, alpha=2.0, scheme="independent") -> ReplanResult``
     Solve the storage plan (``mst``, ``spt``, ``last``, ``pas-mt``, ``pas-pt``; retrieval
     scheme ``independent`` or ``parallel``; θ_i = α · C_r(SPT, s_i)) and rewrite only tensors
     whose base changes, one transaction each, in an order that is consistent after any crash.
+
+Layout and records: :mod:`storage.layout` is the one module that spells the store keys;
+:mod:`storage.records` holds the typed records (``TensorRecord``, ``Manifest``, ``Delta``).
 
 Planner (pure, :mod:`storage.planner`): ``StorageGraph``, ``Edge``, ``ROOT``, ``mst``, ``spt``,
 ``last``, ``pas_mt``, ``pas_pt``, ``budgets_for``, ``solve``, ``exact``.

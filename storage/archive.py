@@ -1,28 +1,22 @@
 """The parameter archive: snapshots of named tensors on a :class:`~storage.abc.Store`.
 
-Key layout (all values JSON unless stated):
-
-* ``c/<sha256 of value>`` — a chunk (binary: kind byte, CRC-32, payload); content-addressed.
-* ``t/<tensor digest>`` — how to rebuild one tensor: dtype, shape, scheme, delta base, chunk keys.
-* ``e/<tensor digest>`` — measured candidate edges (storage cost per base) for the planner.
-* ``s/<snapshot id>`` — manifest ``{name: tensor digest}``, written last in the commit.
+The key layout lives in :mod:`storage.layout`, the record types in :mod:`storage.records`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
 
-from storage import planner
+from storage import layout, planner
 from storage._lmdb import DEFAULT_MAP_SIZE, LMDBStore
 from storage.abc import Store, Txn
 from storage.codecs import (
@@ -33,13 +27,13 @@ from storage.codecs import (
     Scheme,
     Zstd,
     bits_view,
+    chunk_digest,
     codec_from_dict,
     crc32,
     dtype_from_name,
     dtype_name,
     frame_chunk,
     is_float,
-    n_planes,
     plane_interval,
     unframe_chunk,
 )
@@ -50,13 +44,28 @@ from storage.errors import (
     NotFoundError,
     StorageError,
 )
+from storage.records import (
+    Delta,
+    Manifest,
+    TensorRecord,
+    dump_edges,
+    dumps,
+    load_edges,
+    load_manifest,
+    load_tensor,
+    loads,
+)
 
 FORMAT_VERSION = 1
+READABLE_FORMATS = (1,)
 CHUNK_BYTES = 1 << 20
 _SAMPLE_WINDOWS = 8
 _SAMPLE_ELEMS = 1 << 13  # elements per sample window (8 windows: 64 Ki elements at most)
 _EXACT_BELOW = 1 << 16  # elements: below this every candidate is encoded fully
 _PARALLEL_ABOVE = 1 << 19  # bytes: smaller tensors are coded on the calling thread
+_MAX_LINKS = 1 << 16  # a delta chain longer than this is a cycle: corrupt
+
+Encoded = list[list[tuple[str, bytes]]]  # per plane: (chunk digest, stored value)
 
 
 @dataclass(frozen=True)
@@ -155,17 +164,18 @@ class ReplanResult:
     gc: GCResult
 
 
-def _snapshot_sizes(manifest: dict[str, Any], records: dict[str, Any]) -> dict[str, int]:
-    """Raw and stored bytes of the tensors a manifest names (as recorded at write time)."""
-    digests = [d for d in manifest["tensors"].values() if d in records]
-    return {
-        "raw": sum(records[d]["raw"] for d in digests),
-        "stored": sum(records[d]["stored"] for d in digests),
-    }
+@dataclass
+class _Ctx:
+    """One operation on one transaction: records parsed once, decoded planes shared."""
 
+    txn: Txn
+    where: str = ""  # the snapshot id, for error messages
+    records: dict[str, TensorRecord] = field(default_factory=dict)
+    planes: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    def label(self, name: str) -> str:
+        """``name`` qualified by the snapshot, for error messages."""
+        return f"{name!r} of snapshot {self.where!r}" if self.where else repr(name)
 
 
 def _check_id(kind: str, value: object) -> str:
@@ -188,6 +198,16 @@ def _as_array(name: str, value: object) -> np.ndarray:
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
+def tensor_digest(arr: np.ndarray, scheme: Scheme | dict[str, Any] | None, version: int = 1) -> str:
+    """Content digest of a tensor: its dtype, shape, (unfitted) scheme and bit patterns."""
+    conf = scheme.to_dict() if isinstance(scheme, Scheme) else scheme
+    header = {"dtype": dtype_name(arr.dtype), "shape": list(arr.shape), "scheme": conf}
+    h = hashlib.sha256()
+    h.update(dumps(header))
+    h.update(bits_view(arr).view(np.uint8))
+    return h.hexdigest()
 
 
 class _BitsCache:
@@ -230,12 +250,12 @@ class Archive:
     delta_op:
         ``"xor"`` (default; high-plane reads work through delta chains) or ``"sub"``.
     max_chain:
-        Longest delta chain greedy placement at write time may create.
+        Longest delta chain a write may create.
     cache_bytes:
         Memory for recently written/read tensors used as delta bases.
     threads:
         Threads that decode (read) and encode (write) the chunks of different byte planes
-        concurrently (default 1; zstd, CRC-32, SHA-256 and numpy copies release the GIL).
+        concurrently (default 1; zstd, CRC-32, hashing and numpy copies release the GIL).
     """
 
     def __init__(
@@ -263,8 +283,8 @@ class Archive:
 
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], nbytes: int) -> list[Any]:
         """``[fn(x) for x in items]``, on the decode/encode thread pool when ``threads > 1`` and
-        the work (``nbytes``) is worth a hand-off (zstd, CRC, SHA-256 and numpy copies release
-        the GIL). Store transactions are only touched by the calling thread."""
+        the work (``nbytes``) is worth a hand-off. Store transactions are only touched by the
+        calling thread."""
         if self.threads == 1 or len(items) < 2 or nbytes < _PARALLEL_ABOVE:
             return [fn(x) for x in items]
         if self._pool is None:
@@ -299,40 +319,79 @@ class Archive:
         self.close()
 
     def _check_format(self) -> None:
-        raw = self.store.get("m/format")
+        raw = self.store.get(layout.FORMAT_KEY)
         if raw is None:
             if not self.store.read_only:
-                self.store.set("m/format", _dumps({"version": FORMAT_VERSION}))
+                self.store.set(layout.FORMAT_KEY, dumps({"version": FORMAT_VERSION}))
+            self.format_version = FORMAT_VERSION
             return
-        version = json.loads(raw)["version"]
-        if version != FORMAT_VERSION:
-            raise StorageError(f"archive format {version} is not supported", code="format")
+        meta = loads(raw, "archive format marker")
+        version = meta.get("version") if isinstance(meta, dict) else None
+        if version not in READABLE_FORMATS:
+            raise StorageError(f"archive format {version!r} is not supported", code="format")
+        self.format_version = int(version)
+
+    # ------------------------------------------------------------------ records
+
+    def _maybe_record(self, ctx: _Ctx, digest: str) -> TensorRecord | None:
+        record = ctx.records.get(digest)
+        if record is None:
+            raw = ctx.txn.get(layout.tensor_key(digest))
+            if raw is None:
+                return None
+            record = ctx.records[digest] = load_tensor(digest, raw)
+        return record
+
+    def _record(self, ctx: _Ctx, digest: str) -> TensorRecord:
+        record = self._maybe_record(ctx, digest)
+        if record is None:
+            where = f"snapshot {ctx.where!r}: " if ctx.where else ""
+            raise NotFoundError(f"{where}tensor record {digest[:16]}… is missing")
+        return record
+
+    def _put_record(self, ctx: _Ctx, record: TensorRecord) -> None:
+        ctx.txn.put(layout.tensor_key(record.digest), record.dump())
+        ctx.records[record.digest] = record
+
+    def _chain(self, ctx: _Ctx, digest: str) -> list[TensorRecord]:
+        """The record of ``digest`` and of every delta base behind it, nearest first."""
+        chain = [self._record(ctx, digest)]
+        while (base := chain[-1].base) is not None:
+            if len(chain) > _MAX_LINKS:
+                raise CorruptionError(f"delta chain of {digest[:16]}… does not end: corrupt")
+            chain.append(self._record(ctx, base))
+        return chain
 
     # ------------------------------------------------------------------ snapshots
 
     def has_snapshot(self, snapshot_id: str) -> bool:
         """Whether a snapshot with this id is committed."""
-        return self.store.exists("s/" + _check_id("snapshot id", snapshot_id))
+        return self.store.exists(layout.snapshot_key(_check_id("snapshot id", snapshot_id)))
 
     def list_snapshots(self) -> list[str]:
         """Ids of all committed snapshots, sorted."""
-        return sorted(k[2:] for k in self.store.list_prefix("s/"))
+        keys = self.store.list_prefix(layout.SNAPSHOTS)
+        return sorted(layout.name_of(layout.SNAPSHOTS, k) for k in keys)
 
     def manifest(self, snapshot_id: str) -> dict[str, Any]:
         """The stored manifest of a snapshot (``{"tensors": {name: digest}, ...}``)."""
         with self.store.begin() as txn:
-            return self._manifest(txn, snapshot_id)
+            return self._manifest(_Ctx(txn, snapshot_id), snapshot_id).to_dict()
 
-    def _manifest(self, txn: Txn, snapshot_id: str) -> dict[str, Any]:
-        raw = txn.get("s/" + _check_id("snapshot id", snapshot_id))
-        if raw is None:
+    def _maybe_manifest(self, ctx: _Ctx, snapshot_id: str) -> Manifest | None:
+        raw = ctx.txn.get(layout.snapshot_key(_check_id("snapshot id", snapshot_id)))
+        return None if raw is None else load_manifest(snapshot_id, raw)
+
+    def _manifest(self, ctx: _Ctx, snapshot_id: str) -> Manifest:
+        manifest = self._maybe_manifest(ctx, snapshot_id)
+        if manifest is None:
             raise NotFoundError(f"no snapshot {snapshot_id!r}")
-        return json.loads(bytes(raw))
+        return manifest
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a snapshot's manifest; its chunks go at the next :meth:`gc`."""
         with self.store.begin(write=True) as txn:
-            if not txn.delete("s/" + _check_id("snapshot id", snapshot_id)):
+            if not txn.delete(layout.snapshot_key(_check_id("snapshot id", snapshot_id))):
                 raise NotFoundError(f"no snapshot {snapshot_id!r}")
 
     def write_snapshot(
@@ -363,113 +422,108 @@ class Archive:
         if not isinstance(tensors, Mapping):
             raise InvalidInputError(f"tensors must be a mapping, got {type(tensors).__name__}")
         arrays = {_check_id("tensor name", n): _as_array(n, a) for n, a in tensors.items()}
-        reserve = sum(a.nbytes for a in arrays.values()) * 3 // 2 + (1 << 20)
+        schemes = {n: scheme.get(n) if isinstance(scheme, Mapping) else scheme for n in arrays}
+        for sch in schemes.values():
+            if sch is not None and not isinstance(sch, Scheme):
+                raise InvalidInputError(f"scheme must be a Scheme, got {type(sch).__name__}")
+        digests = {n: tensor_digest(a, schemes[n], self._version) for n, a in arrays.items()}
+        reserve = sum(a.nbytes for a in arrays.values()) * 3 + (1 << 20)
         with self.store.begin(write=True, reserve=reserve) as txn:
-            base_maps = [self._manifest(txn, b)["tensors"] for b in bases]
+            ctx = _Ctx(txn, snapshot_id)
+            base_maps = [self._manifest(ctx, b).tensors for b in bases]
+            old = self._maybe_manifest(ctx, snapshot_id)
+            if old is not None:
+                if old.tensors != digests:
+                    raise ConflictError(f"snapshot {snapshot_id!r} exists with other tensors")
+                return SnapshotInfo(
+                    snapshot_id,
+                    {n: self._info(n, self._record(ctx, d), 0) for n, d in digests.items()},
+                )
             infos: dict[str, TensorInfo] = {}
             for name, arr in arrays.items():
-                sch = scheme.get(name) if isinstance(scheme, Mapping) else scheme
                 candidates = list(dict.fromkeys(m[name] for m in base_maps if name in m))
-                infos[name] = self._put_tensor(txn, name, arr, sch, candidates)
-            manifest = {
-                "tensors": {n: i.digest for n, i in infos.items()},
-                "bases": list(bases),
-                "created": time.time(),
-            }
-            old = txn.get("s/" + snapshot_id)
-            if old is not None:
-                if json.loads(bytes(old))["tensors"] != manifest["tensors"]:
-                    raise ConflictError(f"snapshot {snapshot_id!r} exists with other tensors")
-                return SnapshotInfo(snapshot_id, infos)
-            txn.put("s/" + snapshot_id, _dumps(manifest))
+                infos[name] = self._put_tensor(
+                    ctx, name, arr, schemes[name], digests[name], candidates
+                )
+            manifest = Manifest(snapshot_id, digests, tuple(bases), time.time())
+            txn.put(layout.snapshot_key(snapshot_id), manifest.dump())
         return SnapshotInfo(snapshot_id, infos)
+
+    @property
+    def _version(self) -> int:
+        """Record version new writes produce."""
+        return FORMAT_VERSION
 
     # ------------------------------------------------------------------ writing tensors
 
-    @staticmethod
-    def _digest(arr: np.ndarray, scheme: Scheme | None) -> str:
-        h = hashlib.sha256()
-        header = {"dtype": dtype_name(arr.dtype), "shape": list(arr.shape)}
-        header["scheme"] = scheme.to_dict() if scheme is not None else None
-        h.update(_dumps(header))
-        h.update(bits_view(arr).view(np.uint8))
-        return h.hexdigest()
-
     def _put_tensor(
-        self, txn: Txn, name: str, arr: np.ndarray, scheme: Scheme | None, candidates: list[str]
+        self,
+        ctx: _Ctx,
+        name: str,
+        arr: np.ndarray,
+        scheme: Scheme | None,
+        digest: str,
+        candidates: list[str],
     ) -> TensorInfo:
-        if scheme is not None and not isinstance(scheme, Scheme):
-            raise InvalidInputError(f"scheme must be a Scheme, got {type(scheme).__name__}")
-        digest = self._digest(arr, scheme)
-        raw = txn.get("t/" + digest)
-        if raw is not None:
-            return self._info(name, digest, json.loads(bytes(raw)), new_bytes=0)
+        existing = self._maybe_record(ctx, digest)
+        if existing is not None:
+            return self._info(name, existing, new_bytes=0)
         fitted = scheme.fit(arr) if scheme is not None else None
         stored = fitted.encode(arr) if fitted is not None else arr
         bits = bits_view(stored)
-        record = {
-            "v": FORMAT_VERSION,
-            "dtype": dtype_name(arr.dtype),
-            "shape": list(arr.shape),
-            "scheme": fitted.to_dict() if fitted is not None else None,
-            "sdtype": dtype_name(stored.dtype),
-            "count": int(bits.size),
-            "crc": crc32(memoryview(bits).cast("B")),
-            "raw": int(arr.nbytes),
-        }
-        bases = [b for b in candidates if self._compatible(txn, b, record)]
-        bases = [b for b in bases if self._depth(txn, b) < self.max_chain]
-        (base, encoded, data), edges = self._choose(txn, bits, record, bases)
+        proto = TensorRecord(
+            digest=digest,
+            dtype=dtype_name(arr.dtype),
+            shape=tuple(int(x) for x in arr.shape),
+            scheme=fitted.to_dict() if fitted is not None else None,
+            sdtype=dtype_name(stored.dtype),
+            count=int(bits.size),
+            crc=crc32(memoryview(bits).cast("B")),
+            raw=int(arr.nbytes),
+            version=self._version,
+        )
+        bases = [b for b in candidates if self._compatible(ctx, b, proto)]
+        bases = [b for b in bases if len(self._chain(ctx, b)) <= self.max_chain]
+        (base, encoded, data), edges = self._choose(ctx, bits, proto, bases)
         if encoded is None:
-            encoded = self._encode_planes(data, n_planes(stored.dtype))
-        new = self._commit_tensor(txn, digest, record, base, encoded, bits)
+            encoded = self._encode_planes(data, proto.nplanes, digest, base)
+        delta = None if base is None else Delta(self.delta.op, base)
+        record, new = self._commit_tensor(ctx, proto, delta, encoded)
         for edge in edges:
             if edge["base"] == base:
-                edge.update(cs=record["stored"], est=False)
-        txn.put("e/" + digest, _dumps(edges))
+                edge.update(cs=record.stored, est=False)
+        ctx.txn.put(layout.edges_key(digest), dump_edges(edges))
         # the cache must not alias the caller's array (it may be mutated after the write)
         self._cache.put(digest, bits.copy() if stored is arr else bits)
-        return self._info(name, digest, record, new_bytes=new)
+        return self._info(name, record, new_bytes=new)
 
-    def _compatible(self, txn: Txn, base: str, record: dict[str, Any]) -> bool:
-        other = self._record(txn, base)
-        same_scheme = (other["scheme"] or {}).get("name") == (record["scheme"] or {}).get("name")
+    def _compatible(self, ctx: _Ctx, base: str, record: TensorRecord) -> bool:
+        other = self._record(ctx, base)
         return (
-            other["sdtype"] == record["sdtype"]
-            and other["count"] == record["count"]
-            and other["shape"] == record["shape"]
-            and same_scheme
+            other.sdtype == record.sdtype
+            and other.count == record.count
+            and other.shape == record.shape
+            and (other.scheme or {}).get("name") == (record.scheme or {}).get("name")
         )
 
-    def _depth(self, txn: Txn, digest: str) -> int:
-        depth = 0
-        record = self._record(txn, digest)
-        while record["delta"] is not None:
-            depth += 1
-            record = self._record(txn, record["delta"]["base"])
-        return depth
-
     def _choose(
-        self, txn: Txn, bits: np.ndarray, record: dict[str, Any], bases: list[str]
-    ) -> tuple[
-        tuple[str | None, list[list[tuple[str, bytes]]] | None, np.ndarray],
-        list[dict[str, Any]],
-    ]:
+        self, ctx: _Ctx, bits: np.ndarray, record: TensorRecord, bases: list[str]
+    ) -> tuple[tuple[str | None, Encoded | None, np.ndarray], list[dict[str, Any]]]:
         """Pick the smallest of materialise / delta-vs-each-base; return ``(base, its encoded
         chunks or None, the data to encode)`` and all edges. Candidates of tensors above
         ``_EXACT_BELOW`` elements are sized on samples, not encoded."""
-        planes = n_planes(dtype_from_name(record["sdtype"]))
+        planes = record.nplanes
         if not bases:
             return (None, None, bits), [{"base": None, "op": None, "cs": None, "est": False}]
-        base_bits = {b: self._bits(txn, b, {}) for b in bases}
+        base_bits = {b: self._bits(ctx, b) for b in bases}
         exact = bits.size <= _EXACT_BELOW
         sizes: dict[str | None, float] = {}
-        encoded: dict[str | None, list[list[tuple[str, bytes]]]] = {}
+        encoded: dict[str | None, Encoded] = {}
         datas: dict[str | None, np.ndarray] = {}
         for b in [None, *bases]:
             data = datas[b] = bits if b is None else self.delta.encode(bits, base_bits[b])
             if exact:
-                encoded[b] = self._encode_planes(data, planes)
+                encoded[b] = self._encode_planes(data, planes, record.digest, b)
                 sizes[b] = sum(len(v) for p in encoded[b] for _, v in p)
             else:
                 sizes[b] = self._estimate(data, planes)
@@ -498,7 +552,11 @@ class Archive:
             sampled += window.size
         return total * count / max(sampled, 1)
 
-    def _encode_planes(self, data: np.ndarray, planes: int) -> list[list[tuple[str, bytes]]]:
+    def _encode_planes(
+        self, data: np.ndarray, planes: int, owner: str, base: str | None
+    ) -> Encoded:
+        """Split ``data`` into byte planes and encode their chunks (``owner``/``base``: the
+        record the chunks belong to)."""
         split = BytePlanes.split(data, planes)
         jobs = [
             (p if planes > 1 else None, memoryview(plane).cast("B")[start : start + CHUNK_BYTES])
@@ -508,74 +566,61 @@ class Archive:
 
         def encode(job: tuple[int | None, memoryview]) -> tuple[str, bytes]:
             value = frame_chunk(*self.compressor.encode(job[1], job[0]))
-            return "c/" + hashlib.sha256(value).hexdigest()[:40], value
+            return chunk_digest(value), value
 
         values = iter(self._map(encode, jobs, data.nbytes))
         return [[next(values) for _ in range(0, plane.nbytes, CHUNK_BYTES)] for plane in split]
 
     def _commit_tensor(
         self,
-        txn: Txn,
-        digest: str,
-        record: dict[str, Any],
-        base: str | None,
-        encoded: list[list[tuple[str, bytes]]] | None,
-        bits: np.ndarray | None = None,
-    ) -> int:
-        """Encode (unless given), write chunks and the tensor record; return new chunk bytes."""
-        planes = n_planes(dtype_from_name(record["sdtype"]))
-        if encoded is None:
-            assert bits is not None
-            data = bits if base is None else self.delta.encode(bits, self._bits(txn, base, {}))
-            encoded = self._encode_planes(data, planes)
+        ctx: _Ctx,
+        record: TensorRecord,
+        delta: Delta | None,
+        encoded: Encoded,
+        **changes: Any,
+    ) -> tuple[TensorRecord, int]:
+        """Write the chunks and the record of ``record`` stored as ``encoded``; return the new
+        record and the bytes of chunks added."""
         new = 0
         for plane in encoded:
-            for key, value in plane:
-                if txn.put_if_absent(key, value):
+            for digest, value in plane:
+                if ctx.txn.put_if_absent(layout.chunk_key(digest), value):
                     new += len(value)
-        record["delta"] = None if base is None else {"op": self.delta.op, "base": base}
-        record["compressor"] = self.compressor.to_dict()
-        record["chunk_bytes"] = CHUNK_BYTES
-        record["planes"] = [[k for k, _ in p] for p in encoded]
-        record["plane_stored"] = [sum(len(v) for _, v in p) for p in encoded]
-        record["stored"] = sum(record["plane_stored"])
-        txn.put("t/" + digest, _dumps(record))
-        return new
+        placed = record.placed(
+            delta,
+            self.compressor.to_dict(),
+            CHUNK_BYTES,
+            [[(d, len(v)) for d, v in p] for p in encoded],
+            **changes,
+        )
+        self._put_record(ctx, placed)
+        return placed, new
 
-    def _info(self, name: str, digest: str, record: dict[str, Any], new_bytes: int) -> TensorInfo:
-        delta = record.get("delta")
+    @staticmethod
+    def _info(name: str, record: TensorRecord, new_bytes: int) -> TensorInfo:
+        delta = record.delta
         return TensorInfo(
             name=name,
-            digest=digest,
-            shape=tuple(record["shape"]),
-            dtype=record["dtype"],
-            raw_bytes=record["raw"],
-            stored_bytes=record["stored"],
+            digest=record.digest,
+            shape=record.shape,
+            dtype=record.dtype,
+            raw_bytes=record.raw,
+            stored_bytes=record.stored,
             new_bytes=new_bytes,
-            base=delta["base"] if delta else None,
-            op=delta["op"] if delta else None,
-            scheme=record["scheme"],
+            base=delta.base if delta else None,
+            op=delta.op if delta else None,
+            scheme=record.scheme,
         )
 
     # ------------------------------------------------------------------ reading
 
-    def _record(self, txn: Txn, digest: str) -> dict[str, Any]:
-        raw = txn.get("t/" + digest)
-        if raw is None:
-            raise NotFoundError(f"tensor record {digest[:16]}… is missing")
-        return json.loads(bytes(raw))
-
-    @staticmethod
-    def _plane_size(record: dict[str, Any]) -> int:
-        sdtype = dtype_from_name(record["sdtype"])
-        return record["count"] * (1 if n_planes(sdtype) > 1 else sdtype.itemsize)
-
-    def _fetch(self, txn: Txn, record: dict[str, Any], k: int, where: str) -> list[Any]:
+    def _fetch(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> list[Any]:
         """Zero-copy store values of the chunks of plane ``k``: ``(start, n, value, label)``."""
-        size, step = self._plane_size(record), record["chunk_bytes"]
+        size, step = record.plane_size, record.chunk_bytes
         out = []
-        for i, key in enumerate(record["planes"][k]):
-            value = txn.get(key)
+        for i, digest in enumerate(record.planes[k]):
+            key = layout.chunk_key(digest)
+            value = ctx.txn.get(key)
             label = f"{key} (tensor {where}, plane {k}, chunk {i})"
             if value is None:
                 raise CorruptionError(f"missing chunk {label}")
@@ -586,48 +631,45 @@ class Archive:
     def _chunk_data(n: int, value: Any, label: str) -> np.ndarray:
         """CRC-check and decode one chunk; raw chunks stay views of the store's buffer."""
         kind, payload = unframe_chunk(value, label)
-        data = Zstd.decode(kind, payload, n)
+        data = Zstd.decode(kind, payload, n, label)
         if len(data) != n:
             raise CorruptionError(f"corrupt chunk {label}: wrong decoded length")
         return np.frombuffer(data, np.uint8)
 
     def _decode_planes(
         self,
-        txn: Txn,
-        record: dict[str, Any],
-        planes: Sequence[int],
+        ctx: _Ctx,
+        record: TensorRecord,
+        planes: Iterable[int],
         sink: Callable[[int, int, int, np.ndarray], None],
         where: str,
     ) -> None:
         """Decode the given planes of one record's own chunks (no delta applied), handing each
         chunk to ``sink(plane, start, n, data)``; ``data`` is only valid during the call.
         Chunks of different planes may be decoded concurrently."""
-        jobs = [(p, self._fetch(txn, record, p, where)) for p in planes]
+        jobs = [(p, self._fetch(ctx, record, p, where)) for p in planes]
 
         def run(job: tuple[int, list[Any]]) -> None:
             p, chunks = job
             for start, n, value, label in chunks:
                 sink(p, start, n, self._chunk_data(n, value, label))
 
-        self._map(run, jobs, self._plane_size(record) * len(jobs))
+        self._map(run, jobs, record.plane_size * len(jobs))
 
-    def _plane(self, txn: Txn, record: dict[str, Any], k: int, where: str) -> np.ndarray:
+    def _plane(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> np.ndarray:
         """Decode plane ``k`` of one record's own chunks (no delta applied)."""
-        out = np.empty(self._plane_size(record), np.uint8)
+        out = np.empty(record.plane_size, np.uint8)
 
         def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
             out[start : start + n] = data
 
-        self._decode_planes(txn, record, [k], sink, where)
+        self._decode_planes(ctx, record, [k], sink, where)
         return out
 
-    def _merge_record(self, txn: Txn, record: dict[str, Any], k: int, where: str) -> np.ndarray:
+    def _merge_record(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> np.ndarray:
         """Top ``k`` planes of a record's own chunks decoded straight into the columns of a new
         bit-pattern array (missing low bytes zero): no per-plane intermediate."""
-        sdtype = dtype_from_name(record["sdtype"])
-        total = n_planes(sdtype)
-        uint = bits_view(np.empty(0, sdtype)).dtype
-        count = record["count"]
+        total, uint, count = record.nplanes, record.uint, record.count
         if total == 1 or k == 1:
             flat = np.empty(count, uint)
             if total == 1:
@@ -642,128 +684,105 @@ class Archive:
                 def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
                     np.left_shift(data, shift, out=flat[start : start + n], dtype=uint)
 
-            self._decode_planes(txn, record, range(k), sink, where)
+            self._decode_planes(ctx, record, range(k), sink, where)
             return flat
         merger = PlaneMerger(total, count, uint)
 
         def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
             merger.put(p, start, data)
 
-        self._decode_planes(txn, record, range(k), sink, where)
+        self._decode_planes(ctx, record, range(k), sink, where)
         return merger.result()
 
-    def _planes(
-        self,
-        txn: Txn,
-        digest: str,
-        k: int,
-        memo: dict[tuple[str, int], list[np.ndarray]],
-        where: str,
-    ) -> list[np.ndarray]:
+    def _planes(self, ctx: _Ctx, digest: str, k: int, where: str) -> list[np.ndarray]:
         """The top ``k`` planes of a tensor's stored representation, through its delta chain.
 
         An XOR chain is decoded by accumulation: the planes of its root (a materialised tensor,
         a cached or memoised one) are decoded once, then every link's chunks are XOR-ed into
-        them in place, chunk by chunk. The returned arrays may be shared through ``memo``."""
-        if (digest, k) in memo:
-            return memo[(digest, k)]
-        record = self._record(txn, digest)
-        total = n_planes(dtype_from_name(record["sdtype"]))
-        delta = record["delta"]
+        them in place, chunk by chunk. The returned arrays may be shared through ``ctx``."""
+        if (digest, k) in ctx.planes:
+            return ctx.planes[(digest, k)]
+        record = self._record(ctx, digest)
+        delta = record.delta
         if delta is None:
-            planes = [self._plane(txn, record, p, where) for p in range(k)]
-        elif delta["op"] != "xor":
-            planes = BytePlanes.split(self._bits(txn, digest, memo, where), total)[:k]
+            planes = [self._plane(ctx, record, p, where) for p in range(k)]
+        elif delta.op != "xor":
+            planes = BytePlanes.split(self._bits(ctx, digest, where), record.nplanes)[:k]
         else:
-            links = [record]
-            acc: list[np.ndarray] | None = None
-            while acc is None:
-                base = links[-1]["delta"]["base"]
-                cached = self._cache.get(base)
-                if (base, k) in memo:
-                    acc = [p.copy() for p in memo[(base, k)]]
-                elif cached is not None:
-                    acc = BytePlanes.split(cached, total)[:k]
-                else:
-                    rec = self._record(txn, base)
-                    if rec["delta"] is None:
-                        acc = [self._plane(txn, rec, p, where) for p in range(k)]
-                    elif rec["delta"]["op"] != "xor":
-                        acc = [p.copy() for p in self._planes(txn, base, k, memo, where)]
-                    else:
-                        links.append(rec)
-
-            def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
-                view = acc[p][start : start + n]
-                np.bitwise_xor(view, data, out=view)
-
-            for rec in reversed(links):
-                self._decode_planes(txn, rec, range(k), sink, where)
-            planes = acc
-        memo[(digest, k)] = planes
+            planes = self._xor_chain(ctx, record, k, where)
+        ctx.planes[(digest, k)] = planes
         return planes
 
-    def _bits(
-        self,
-        txn: Txn,
-        digest: str,
-        memo: dict[tuple[str, int], list[np.ndarray]],
-        where: str = "",
-    ) -> np.ndarray:
+    def _xor_chain(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> list[np.ndarray]:
+        links = [record]
+        acc: list[np.ndarray] | None = None
+        while acc is None:
+            if len(links) > _MAX_LINKS:
+                raise CorruptionError(f"delta chain of tensor {where} does not end: corrupt")
+            base = links[-1].base
+            assert base is not None
+            cached = self._cache.get(base)
+            if (base, k) in ctx.planes:
+                acc = [p.copy() for p in ctx.planes[(base, k)]]
+            elif cached is not None:
+                acc = BytePlanes.split(cached, record.nplanes)[:k]
+            else:
+                rec = self._record(ctx, base)
+                if rec.delta is None:
+                    acc = [self._plane(ctx, rec, p, where) for p in range(k)]
+                elif rec.delta.op != "xor":
+                    acc = [p.copy() for p in self._planes(ctx, base, k, where)]
+                else:
+                    links.append(rec)
+
+        def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+            view = acc[p][start : start + n]
+            np.bitwise_xor(view, data, out=view)
+
+        for rec in reversed(links):
+            self._decode_planes(ctx, rec, range(k), sink, where)
+        return acc
+
+    def _bits(self, ctx: _Ctx, digest: str, where: str = "") -> np.ndarray:
         """Full, CRC-checked bit-pattern view of a tensor's stored representation (shared with
         the cache when it came from there: do not modify)."""
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
-        record = self._record(txn, digest)
-        dtype = dtype_from_name(record["sdtype"])
-        total = n_planes(dtype)
-        uint = bits_view(np.empty(0, dtype)).dtype
-        delta = record["delta"]
-        label = where or digest[:16]
+        record = self._record(ctx, digest)
+        total, uint, delta = record.nplanes, record.uint, record.delta
+        label = where or ctx.label(digest[:16])
         if delta is None:
-            bits = self._merge_record(txn, record, total, label)
-        elif delta["op"] == "xor":
-            planes = self._planes(txn, digest, total, memo, label)
-            bits = BytePlanes.merge(planes, total, record["count"], uint)
+            bits = self._merge_record(ctx, record, total, label)
+        elif delta.op == "xor":
+            planes = self._planes(ctx, digest, total, label)
+            bits = BytePlanes.merge(planes, total, record.count, uint)
             if total == 1:
                 bits = bits.copy()  # a memoised plane: never hand it out
         else:
-            own = self._merge_record(txn, record, total, label)
-            bits = DeltaCodec("sub").decode(own, self._bits(txn, delta["base"], memo, label))
-        if crc32(memoryview(bits).cast("B")) != record["crc"]:
-            raise CorruptionError(f"tensor {label!r} does not match its digest after decoding")
+            own = self._merge_record(ctx, record, total, label)
+            bits = DeltaCodec("sub").decode(own, self._bits(ctx, delta.base, label))
+        if crc32(memoryview(bits).cast("B")) != record.crc:
+            raise CorruptionError(f"tensor {label} does not match its digest after decoding")
         return bits
 
-    def _known(
-        self,
-        txn: Txn,
-        digest: str,
-        record: dict[str, Any],
-        k: int,
-        memo: dict[Any, Any],
-        where: str,
-    ) -> np.ndarray:
+    def _known(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> np.ndarray:
         """Bit patterns with only the top ``k`` (< all) planes known, the low bytes zero."""
-        sdtype = dtype_from_name(record["sdtype"])
-        if record["delta"] is None:
-            return self._merge_record(txn, record, k, where)
-        uint = bits_view(np.empty(0, sdtype)).dtype
-        planes = self._planes(txn, digest, k, memo, where)
-        return BytePlanes.merge(planes, n_planes(sdtype), record["count"], uint)
+        if record.delta is None:
+            return self._merge_record(ctx, record, k, where)
+        planes = self._planes(ctx, record.digest, k, where)
+        return BytePlanes.merge(planes, record.nplanes, record.count, record.uint)
 
-    def _tensor(
-        self, txn: Txn, digest: str, planes: int | None, memo: dict[Any, Any], where: str
-    ) -> np.ndarray:
-        record = self._record(txn, digest)
-        sdtype = dtype_from_name(record["sdtype"])
-        total = n_planes(sdtype)
+    def _tensor(self, ctx: _Ctx, digest: str, planes: int | None, where: str) -> np.ndarray:
+        record = self._record(ctx, digest)
+        total = record.nplanes
         k = self._check_planes(planes, total)
         if k == total:
             shared = self._cache.get(digest)
-            bits = shared if shared is not None else self._bits(txn, digest, memo, where)
-            return self._finish(record, bits.view(sdtype), copy=shared is not None)
-        return self._finish(record, self._known(txn, digest, record, k, memo, where).view(sdtype))
+            bits = shared if shared is not None else self._bits(ctx, digest, where)
+            return self._finish(record, bits.view(record.stored_dtype), copy=shared is not None)
+        known = self._known(ctx, record, k, where)
+        return self._finish(record, known.view(record.stored_dtype))
 
     @staticmethod
     def _check_planes(planes: int | None, total: int) -> int:
@@ -774,32 +793,35 @@ class Archive:
         return min(planes, total)
 
     @staticmethod
-    def _finish(record: dict[str, Any], stored: np.ndarray, copy: bool = False) -> np.ndarray:
+    def _finish(record: TensorRecord, stored: np.ndarray, copy: bool = False) -> np.ndarray:
         """The caller's array: ``stored`` decoded by its scheme and reshaped; ``copy`` when
         ``stored`` is shared (the write cache) and must not be handed out."""
-        dtype = dtype_from_name(record["dtype"])
-        if record["scheme"] is not None:
-            scheme = codec_from_dict(record["scheme"])
+        if record.scheme is not None:
+            try:
+                scheme = codec_from_dict(record.scheme)
+            except InvalidInputError as exc:
+                raise CorruptionError(f"tensor record {record.digest[:16]}…: {exc}") from exc
             assert isinstance(scheme, Scheme)
-            stored, copy = scheme.decode(stored, dtype), False
-        out = stored.reshape(record["shape"])
+            stored, copy = scheme.decode(stored, dtype_from_name(record.dtype)), False
+        out = stored.reshape(record.shape)
         return out.copy() if copy else out
 
     def read_tensor(self, snapshot_id: str, name: str, *, planes: int | None = None) -> np.ndarray:
         """One tensor of a snapshot, bit-exact; with ``planes=k`` only the top ``k`` byte planes
         are read and the low bytes are zero (non-float tensors are always exact)."""
         with self.store.begin() as txn:
-            digest = self._digest_of(txn, snapshot_id, name)
-            return self._tensor(txn, digest, planes, {}, name)
+            ctx = _Ctx(txn, snapshot_id)
+            digest = self._digest_of(ctx, snapshot_id, name)
+            return self._tensor(ctx, digest, planes, ctx.label(name))
 
     def read_snapshot(
         self, snapshot_id: str, *, planes: int | None = None
     ) -> dict[str, np.ndarray]:
         """All tensors of a snapshot (shared delta bases are decoded once)."""
         with self.store.begin() as txn:
-            names = self._manifest(txn, snapshot_id)["tensors"]
-            memo: dict[Any, Any] = {}
-            return {n: self._tensor(txn, d, planes, memo, n) for n, d in names.items()}
+            ctx = _Ctx(txn, snapshot_id)
+            names = self._manifest(ctx, snapshot_id).tensors
+            return {n: self._tensor(ctx, d, planes, ctx.label(n)) for n, d in names.items()}
 
     def read_interval(
         self, snapshot_id: str, name: str, *, planes: int
@@ -810,23 +832,142 @@ class Archive:
         ±inf; where the known bits already prove a NaN, both bounds are NaN. Non-float tensors
         and integer schemes give ``lo == hi == value``."""
         with self.store.begin() as txn:
-            digest = self._digest_of(txn, snapshot_id, name)
-            record = self._record(txn, digest)
-            sdtype = dtype_from_name(record["sdtype"])
-            total = n_planes(sdtype)
-            k = self._check_planes(planes, total)
-            if k == total or not is_float(sdtype):
-                value = self._tensor(txn, digest, None, {}, name)
+            ctx = _Ctx(txn, snapshot_id)
+            digest = self._digest_of(ctx, snapshot_id, name)
+            record = self._record(ctx, digest)
+            k = self._check_planes(planes, record.nplanes)
+            label = ctx.label(name)
+            if k == record.nplanes or not is_float(record.stored_dtype):
+                value = self._tensor(ctx, digest, None, label)
                 return value, value.copy()
-            known = self._known(txn, digest, record, k, {}, name)
-            lo, hi = plane_interval(known, sdtype, k)
+            known = self._known(ctx, record, k, label)
+            lo, hi = plane_interval(known, record.stored_dtype, k)
             return self._finish(record, lo), self._finish(record, hi)
 
-    def _digest_of(self, txn: Txn, snapshot_id: str, name: str) -> str:
-        tensors = self._manifest(txn, snapshot_id)["tensors"]
+    def _digest_of(self, ctx: _Ctx, snapshot_id: str, name: str) -> str:
+        tensors = self._manifest(ctx, snapshot_id).tensors
         if name not in tensors:
             raise NotFoundError(f"snapshot {snapshot_id!r} has no tensor {name!r}")
         return tensors[name]
+
+    # ------------------------------------------------------------------ chunks by digest (hub)
+
+    def snapshot_chunks(self, snapshot_id: str) -> list[str]:
+        """Digests of every chunk a snapshot needs (its tensors and their delta chains),
+        sorted, each once: what another archive must hold to rebuild it."""
+        with self.store.begin() as txn:
+            ctx = _Ctx(txn, snapshot_id)
+            records = self._needed_records(ctx, self._manifest(ctx, snapshot_id))
+        return sorted({d for r in records.values() for d in r.chunks()})
+
+    def _needed_records(self, ctx: _Ctx, manifest: Manifest) -> dict[str, TensorRecord]:
+        out: dict[str, TensorRecord] = {}
+        for digest in manifest.tensors.values():
+            for record in self._chain(ctx, digest):
+                if record.digest in out:
+                    break
+                out[record.digest] = record
+        return out
+
+    def missing_chunks(self, digests: Iterable[str]) -> list[str]:
+        """The digests among ``digests`` this archive holds no chunk for (in the given order,
+        each once)."""
+        with self.store.begin() as txn:
+            return [d for d in dict.fromkeys(digests) if not txn.exists(layout.chunk_key(d))]
+
+    def get_chunk(self, digest: str) -> bytes:
+        """The stored value of the chunk ``digest`` (framed, compressed), checked against its
+        digest; :class:`NotFoundError` when absent, :class:`CorruptionError` when damaged."""
+        with self.store.begin() as txn:
+            value = txn.get(layout.chunk_key(_check_id("chunk digest", digest)))
+            if value is None:
+                raise NotFoundError(f"no chunk {digest}")
+            data = bytes(value)
+        self._check_chunk(digest, data)
+        return data
+
+    def put_chunk(self, digest: str, data: bytes | memoryview) -> bool:
+        """Store a chunk received from another archive, after checking ``data`` against
+        ``digest`` (a mismatch raises :class:`CorruptionError` and stores nothing); return
+        whether it was new."""
+        data = bytes(data)
+        self._check_chunk(_check_id("chunk digest", digest), data)
+        with self.store.begin(write=True, reserve=len(data)) as txn:
+            return txn.put_if_absent(layout.chunk_key(digest), data)
+
+    @staticmethod
+    def _check_chunk(digest: str, data: bytes) -> None:
+        unframe_chunk(data, layout.chunk_key(digest))
+        if chunk_digest(data) != digest:
+            raise CorruptionError(f"chunk {digest}: content does not match its digest")
+
+    def export_snapshot(self, snapshot_id: str) -> bytes:
+        """A snapshot's manifest and every tensor record it needs (through delta chains), as
+        one self-contained value for :meth:`import_snapshot` on another archive. Chunks travel
+        separately (:meth:`snapshot_chunks`, :meth:`get_chunk`, :meth:`put_chunk`)."""
+        with self.store.begin() as txn:
+            ctx = _Ctx(txn, snapshot_id)
+            manifest = self._manifest(ctx, snapshot_id)
+            records = self._needed_records(ctx, manifest)
+        bundle = {
+            "format": FORMAT_VERSION,
+            "snapshot": snapshot_id,
+            "manifest": manifest.to_dict(),
+            "records": {d: r.to_dict() for d, r in records.items()},
+        }
+        return dumps(bundle)
+
+    def import_snapshot(self, bundle: bytes | memoryview, *, verify: bool = True) -> str:
+        """Re-create a snapshot from :meth:`export_snapshot` output once its chunks are here.
+
+        Records this archive already holds are kept (they rebuild the same bytes). Every chunk
+        the new records name must be present (:class:`NotFoundError` otherwise, nothing
+        written). With ``verify`` every tensor is decoded and checked against its CRC and, for
+        lossless tensors, against its digest, before the manifest is written; a mismatch
+        raises :class:`CorruptionError` and writes nothing. Returns the snapshot id.
+        """
+        snapshot_id, manifest, records = self._parse_bundle(bundle)
+        reserve = sum(r.count * r.uint.itemsize for r in records.values()) + (1 << 20)
+        with self.store.begin(write=True, reserve=reserve) as txn:
+            ctx = _Ctx(txn, snapshot_id)
+            old = self._maybe_manifest(ctx, snapshot_id)
+            if old is not None:
+                if old.tensors != manifest.tensors:
+                    raise ConflictError(f"snapshot {snapshot_id!r} exists with other tensors")
+                return snapshot_id
+            fresh = [r for d, r in records.items() if self._maybe_record(ctx, d) is None]
+            missing = [d for r in fresh for d in r.chunks() if not txn.exists(layout.chunk_key(d))]
+            if missing:
+                raise NotFoundError(
+                    f"snapshot {snapshot_id!r}: {len(missing)} chunks are missing "
+                    f"(first {missing[0]}); put them before importing"
+                )
+            for record in fresh:
+                self._put_record(ctx, record)
+            if verify:
+                for name, digest in manifest.tensors.items():
+                    self._verify_tensor(ctx, digest, ctx.label(name))
+            txn.put(layout.snapshot_key(snapshot_id), manifest.dump())
+        return snapshot_id
+
+    def _parse_bundle(self, bundle: bytes | memoryview) -> tuple[str, Manifest, dict[str, Any]]:
+        data = loads(bundle, "snapshot bundle")
+        try:
+            snapshot_id = _check_id("snapshot id", data["snapshot"])
+            manifest = Manifest.from_dict(snapshot_id, data["manifest"])
+            records = {d: TensorRecord.from_dict(d, r) for d, r in dict(data["records"]).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptionError(f"snapshot bundle is corrupt ({type(exc).__name__})") from exc
+        return snapshot_id, manifest, records
+
+    def _verify_tensor(self, ctx: _Ctx, digest: str, where: str) -> None:
+        """Decode a tensor (CRC-checked) and, when lossless, check it against its digest."""
+        record = self._record(ctx, digest)
+        bits = self._bits(ctx, digest, where)
+        if record.scheme is None:
+            arr = bits.view(record.stored_dtype).reshape(record.shape)
+            if tensor_digest(arr, None, record.version) != digest:
+                raise CorruptionError(f"tensor {where} does not match its digest")
 
     # ------------------------------------------------------------------ maintenance
 
@@ -834,73 +975,89 @@ class Archive:
         for key in list(txn.keys(prefix)):
             value = txn.get(key)
             assert value is not None
-            yield key[len(prefix) :], value
+            yield layout.name_of(prefix, key), value
+
+    def _all_records(self, ctx: _Ctx) -> dict[str, TensorRecord]:
+        for digest, value in self._scan(ctx.txn, layout.TENSORS):
+            if digest not in ctx.records:
+                ctx.records[digest] = load_tensor(digest, value)
+        return ctx.records
+
+    def _all_manifests(self, ctx: _Ctx) -> dict[str, Manifest]:
+        return {s: load_manifest(s, v) for s, v in self._scan(ctx.txn, layout.SNAPSHOTS)}
 
     def stats(self) -> ArchiveStats:
         """Raw and stored bytes in total, per byte plane, per tensor and per snapshot."""
         out = ArchiveStats()
         with self.store.begin() as txn:
-            records = {d: json.loads(bytes(v)) for d, v in self._scan(txn, "t/")}
-            chunk_size = {"c/" + k: len(v) for k, v in self._scan(txn, "c/")}
-            out.metadata_bytes = sum(
-                len(v) for p in ("t/", "e/", "s/", "m/") for _, v in self._scan(txn, p)
-            )
-            manifests = {s: json.loads(bytes(v)) for s, v in self._scan(txn, "s/")}
+            ctx = _Ctx(txn)
+            records = self._all_records(ctx)
+            chunk_size = {k: len(v) for k, v in self._scan(txn, layout.CHUNKS)}
+            out.metadata_bytes = sum(len(v) for p in layout.METADATA for _, v in self._scan(txn, p))
+            manifests = self._all_manifests(ctx)
+            for sid, man in manifests.items():
+                out.per_snapshot[sid] = self._snapshot_sizes(ctx, man)
+                out.raw_bytes += out.per_snapshot[sid]["raw"]
         seen: set[str] = set()
         for digest, rec in records.items():
-            for p, keys in enumerate(rec["planes"]):
+            for p, digests in enumerate(rec.planes):
                 while len(out.per_plane) <= p:
                     out.per_plane.append(0)
-                for key in keys:
-                    if key not in seen and key in chunk_size:
-                        seen.add(key)
-                        out.per_plane[p] += chunk_size[key]
+                for d in digests:
+                    if d not in seen and d in chunk_size:
+                        seen.add(d)
+                        out.per_plane[p] += chunk_size[d]
             out.per_tensor[digest] = {
-                "raw": rec["raw"],
-                "stored": rec["stored"],
-                "plane_stored": rec["plane_stored"],
-                "base": (rec["delta"] or {}).get("base"),
-                "dtype": rec["dtype"],
+                "raw": rec.raw,
+                "stored": rec.stored,
+                "plane_stored": list(rec.plane_stored),
+                "base": rec.base,
+                "dtype": rec.dtype,
             }
         out.chunk_bytes = sum(chunk_size.values())
         out.n_chunks, out.n_tensors, out.n_snapshots = len(chunk_size), len(records), len(manifests)
-        out.unique_raw_bytes = sum(r["raw"] for r in records.values())
-        for sid, man in manifests.items():
-            out.per_snapshot[sid] = _snapshot_sizes(man, records)
-            out.raw_bytes += out.per_snapshot[sid]["raw"]
+        out.unique_raw_bytes = sum(r.raw for r in records.values())
         return out
+
+    def _snapshot_sizes(self, ctx: _Ctx, manifest: Manifest) -> dict[str, int]:
+        """Raw and stored bytes of a snapshot's tensors (as recorded at write time)."""
+        digests = set(manifest.tensors.values())
+        records = [r for d in digests if (r := self._maybe_record(ctx, d)) is not None]
+        return {"raw": sum(r.raw for r in records), "stored": sum(r.stored for r in records)}
 
     def snapshot_stats(self, snapshot_id: str) -> dict[str, int]:
         """``{"raw", "stored"}`` bytes of one snapshot, reading only its manifest and tensor
         records (:meth:`stats` scans the whole archive)."""
         with self.store.begin() as txn:
-            man = self._manifest(txn, snapshot_id)
-            records = {d: self._record(txn, d) for d in set(man["tensors"].values())}
-        return _snapshot_sizes(man, records)
+            ctx = _Ctx(txn, snapshot_id)
+            return self._snapshot_sizes(ctx, self._manifest(ctx, snapshot_id))
 
     def verify(self) -> VerifyReport:
-        """Check every chunk (CRC and SHA-256 key), every tensor (decoded CRC) and that every
+        """Check every chunk (CRC and digest), every tensor (decoded CRC) and that every
         manifest's tensors exist. Never raises for corruption; lists it in ``errors``."""
         report = VerifyReport()
         with self.store.begin() as txn:
-            for key, value in self._scan(txn, "c/"):
+            for digest, value in self._scan(txn, layout.CHUNKS):
                 report.chunks += 1
                 try:
-                    unframe_chunk(value, "c/" + key)
-                    if hashlib.sha256(value).hexdigest()[:40] != key:
-                        raise CorruptionError(f"corrupt chunk c/{key}: SHA-256 mismatch")
+                    self._check_chunk(digest, bytes(value))
                 except CorruptionError as exc:
                     report.errors.append(str(exc))
-            for digest, _ in list(self._scan(txn, "t/")):
+            for digest, _ in list(self._scan(txn, layout.TENSORS)):
                 report.tensors += 1
                 try:
-                    self._bits(txn, digest, {}, digest[:16])
+                    self._bits(_Ctx(txn), digest, digest[:16])
                 except StorageError as exc:
                     report.errors.append(str(exc))
-            for sid, value in self._scan(txn, "s/"):
+            for sid, value in self._scan(txn, layout.SNAPSHOTS):
                 report.snapshots += 1
-                for name, digest in json.loads(bytes(value))["tensors"].items():
-                    if txn.get("t/" + digest) is None:
+                try:
+                    manifest = load_manifest(sid, value)
+                except CorruptionError as exc:
+                    report.errors.append(str(exc))
+                    continue
+                for name, digest in manifest.tensors.items():
+                    if txn.get(layout.tensor_key(digest)) is None:
                         report.errors.append(f"snapshot {sid!r}: tensor {name!r} is missing")
         return report
 
@@ -912,34 +1069,26 @@ class Archive:
         result = GCResult()
         self._cache.clear()
         with self.store.begin(write=True) as txn:
+            ctx = _Ctx(txn)
             if live_snapshot_ids is not None:
                 live = set(live_snapshot_ids)
-                for sid in list(k[2:] for k in txn.keys("s/")):
+                for sid in [
+                    layout.name_of(layout.SNAPSHOTS, k) for k in txn.keys(layout.SNAPSHOTS)
+                ]:
                     if sid not in live:
-                        txn.delete("s/" + sid)
+                        txn.delete(layout.snapshot_key(sid))
                         result.snapshots += 1
-            reachable: set[str] = set()
-            stack = [
-                d
-                for _, v in self._scan(txn, "s/")
-                for d in json.loads(bytes(v))["tensors"].values()
-            ]
-            records: dict[str, dict[str, Any]] = {}
-            while stack:
-                d = stack.pop()
-                if d in reachable:
-                    continue
-                reachable.add(d)
-                records[d] = self._record(txn, d)
-                if records[d]["delta"] is not None:
-                    stack.append(records[d]["delta"]["base"])
-            chunks = {k for r in records.values() for p in r["planes"] for k in p}
-            for digest in [k[2:] for k in txn.keys("t/")]:
-                if digest not in reachable:
-                    txn.delete("t/" + digest)
-                    txn.delete("e/" + digest)
+            records: dict[str, TensorRecord] = {}
+            for manifest in self._all_manifests(ctx).values():
+                records.update(self._needed_records(ctx, manifest))
+            chunks = {layout.chunk_key(d) for r in records.values() for d in r.chunks()}
+            for key in list(txn.keys(layout.TENSORS)):
+                digest = layout.name_of(layout.TENSORS, key)
+                if digest not in records:
+                    txn.delete(key)
+                    txn.delete(layout.edges_key(digest))
                     result.tensors += 1
-            for key in list(txn.keys("c/")):
+            for key in list(txn.keys(layout.CHUNKS)):
                 if key not in chunks:
                     value = txn.get(key)
                     result.bytes += len(value) if value is not None else 0
@@ -956,29 +1105,28 @@ class Archive:
         recreation cost of an edge is estimated as bytes decoded plus bytes read
         (``raw + cs``)."""
         with self.store.begin() as txn:
-            records = {d: json.loads(bytes(v)) for d, v in self._scan(txn, "t/")}
-            edges = {d: json.loads(bytes(v)) for d, v in self._scan(txn, "e/")}
+            ctx = _Ctx(txn)
+            records = self._all_records(ctx)
+            edges = {d: load_edges(d, v) for d, v in self._scan(txn, layout.EDGES)}
             groups = {
-                s: sorted(set(json.loads(bytes(v))["tensors"].values()))
-                for s, v in self._scan(txn, "s/")
+                s: sorted(set(m.tensors.values())) for s, m in self._all_manifests(ctx).items()
             }
-        current = {d: (r["delta"] or {}).get("base") for d, r in records.items()}
+        current = {d: r.base for d, r in records.items()}
         best: dict[tuple[str, str], float] = {}
         for d, rec in records.items():
-            size = rec["count"] * dtype_from_name(rec["sdtype"]).itemsize
+            size = rec.count * rec.uint.itemsize
             for e in edges.get(d, []):
                 base = e["base"]
                 if base is not None and base not in records:
                     continue
-                cs = e["cs"] if e["cs"] is not None else rec["stored"]
+                cs = e["cs"] if e["cs"] is not None else rec.stored
                 if base == current[d]:
-                    cs = rec["stored"]  # exact for the edge actually stored
-                key = (planner.ROOT if base is None else base, d)
-                key = key if base is None else tuple(sorted(key))  # type: ignore[assignment]
-                best[key] = min(best.get(key, float("inf")), float(cs))
+                    cs = rec.stored  # exact for the edge actually stored
+                key = (planner.ROOT, d) if base is None else tuple(sorted((base, d)))
+                best[key] = min(best.get(key, float("inf")), float(cs))  # type: ignore[index]
             if (planner.ROOT, d) not in best:
-                best[(planner.ROOT, d)] = float(rec["stored"] if current[d] is None else size)
-        sizes = {d: r["count"] * dtype_from_name(r["sdtype"]).itemsize for d, r in records.items()}
+                best[(planner.ROOT, d)] = float(rec.stored if current[d] is None else size)
+        sizes = {d: r.count * r.uint.itemsize for d, r in records.items()}
         graph_edges = [
             planner.Edge(u, v, cs, float(sizes[v if v != planner.ROOT else u] + cs))
             for (u, v), cs in best.items()
@@ -1023,22 +1171,22 @@ class Archive:
 
     def _rewrite(self, digest: str, base: str | None) -> None:
         with self.store.begin() as txn:
-            record = self._record(txn, digest)
-            bits = self._bits(txn, digest, {})
-            base_bits = None if base is None else self._bits(txn, base, {})
+            ctx = _Ctx(txn)
+            record = self._record(ctx, digest)
+            bits = self._bits(ctx, digest)
+            base_bits = None if base is None else self._bits(ctx, base)
         data = bits if base_bits is None else self.delta.encode(bits, base_bits)
-        encoded = self._encode_planes(data, n_planes(dtype_from_name(record["sdtype"])))
+        encoded = self._encode_planes(data, record.nplanes, digest, base)
         with self.store.begin(write=True, reserve=int(bits.nbytes) * 2) as txn:
-            self._commit_tensor(txn, digest, record, base, encoded)
-            edges = json.loads(bytes(txn.get("e/" + digest) or b"[]"))
-            size = float(record["stored"])
-            edges = [e for e in edges if e["base"] != base]
-            edges.append(
-                {
-                    "base": base,
-                    "op": None if base is None else self.delta.op,
-                    "cs": size,
-                    "est": False,
-                }
-            )
-            txn.put("e/" + digest, _dumps(edges))
+            ctx = _Ctx(txn)
+            delta = None if base is None else Delta(self.delta.op, base)
+            placed, _ = self._commit_tensor(ctx, record, delta, encoded)
+            self._set_edge(ctx, digest, base, float(placed.stored))
+
+    def _set_edge(self, ctx: _Ctx, digest: str, base: str | None, size: float) -> None:
+        """Record the exact storage cost of ``digest`` stored against ``base``."""
+        edges = load_edges(digest, ctx.txn.get(layout.edges_key(digest)))
+        edges = [e for e in edges if e["base"] != base]
+        op = None if base is None else self.delta.op
+        edges.append({"base": base, "op": op, "cs": size, "est": False})
+        ctx.txn.put(layout.edges_key(digest), dump_edges(edges))

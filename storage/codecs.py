@@ -17,6 +17,7 @@ that decodes it. Three kinds, by what they map:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 import threading
@@ -584,11 +585,17 @@ class Zstd(Codec):
         return _ZSTD, packed
 
     @staticmethod
-    def decode(kind: int, payload: bytes | memoryview, size: int) -> bytes | memoryview:
-        """Inverse of :meth:`encode`; ``size`` is the decoded length."""
+    def decode(
+        kind: int, payload: bytes | memoryview, size: int, where: str = "chunk"
+    ) -> bytes | memoryview:
+        """Inverse of :meth:`encode`; ``size`` is the decoded length. Undecodable input is a
+        :class:`CorruptionError` naming ``where``."""
         if kind == _RAW:
             return payload
-        return _decompressor().decompress(payload, max_output_size=size)
+        try:
+            return _decompressor().decompress(payload, max_output_size=size)
+        except zstandard.ZstdError as exc:
+            raise CorruptionError(f"corrupt chunk {where}: zstd: {exc}") from exc
 
 
 # Level sweep on workload (a) (bench/results/storage.md): level 1 for the sign/exponent plane
@@ -601,6 +608,11 @@ DEFAULT_COMPRESSOR = Zstd(level=1, plane_levels=(1, 1, -1, -1))
 def frame_chunk(kind: int, payload: bytes | memoryview) -> bytes:
     """Stored chunk value: kind (1 byte), CRC-32 of payload (4 bytes LE), payload."""
     return b"".join((bytes([kind]), crc32(payload).to_bytes(4, "little"), payload))
+
+
+def chunk_digest(value: bytes | memoryview) -> str:
+    """The digest a stored chunk value is addressed by."""
+    return hashlib.sha256(value).hexdigest()[:40]
 
 
 def unframe_chunk(value: bytes | memoryview, where: str) -> tuple[int, memoryview]:

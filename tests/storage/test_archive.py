@@ -208,7 +208,9 @@ def test_corrupt_chunk_is_detected(archive: Archive) -> None:
     archive.write_snapshot("s", {"w": x})
     key = _corrupt_one_chunk(archive, plane=0)
     archive._cache.clear()
-    with pytest.raises(CorruptionError, match=rf"{key}.*tensor w, plane 0.*CRC mismatch"):
+    with pytest.raises(
+        CorruptionError, match=rf"{key}.*tensor 'w' of snapshot 's', plane 0.*CRC mismatch"
+    ):
         archive.read_tensor("s", "w")
     report = archive.verify()
     assert not report.ok
@@ -223,7 +225,9 @@ def test_corrupt_record_digest_detected(archive: Archive) -> None:
     record["crc"] ^= 1
     archive.store.set("t/" + digest, json.dumps(record).encode())
     archive._cache.clear()
-    with pytest.raises(CorruptionError, match="tensor 'w' does not match its digest"):
+    with pytest.raises(
+        CorruptionError, match="tensor 'w' of snapshot 's' does not match its digest"
+    ):
         archive.read_tensor("s", "w")
 
 

@@ -1,0 +1,285 @@
+"""Typed archive records: what a tensor record, a manifest and an edge list hold.
+
+Records are frozen dataclasses, parsed once from their stored bytes (:func:`load_tensor`,
+:func:`load_manifest`) and written with :meth:`TensorRecord.dump` / :meth:`Manifest.dump`.
+Anything malformed raises :class:`~storage.errors.CorruptionError`, never a ``KeyError`` or a
+``JSONDecodeError``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any, Self
+
+import numpy as np
+
+from storage import layout
+from storage.codecs import bits_view, dtype_from_name, n_planes
+from storage.errors import CorruptionError, StorageError
+
+#: Version written into new tensor records (1: the first format).
+RECORD_VERSION = 1
+
+
+def dumps(obj: Any) -> bytes:
+    """Canonical compact JSON."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+def loads(value: bytes | memoryview, what: str) -> Any:
+    """Parse a stored JSON value; ``what`` names it in the error."""
+    try:
+        return json.loads(bytes(value))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptionError(f"{what} is corrupt (not valid JSON)") from exc
+
+
+@dataclass(frozen=True)
+class Delta:
+    """How a tensor's stored chunks relate to its base: ``op`` (``xor``/``sub``) applied to
+    ``base`` (a tensor digest). ``reverse``: the base is a *newer* tensor of a linear series
+    (this tensor was re-encoded when its successor arrived)."""
+
+    op: str
+    base: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True)
+class TensorRecord:
+    """How to rebuild one tensor (stored under ``t/<digest>``).
+
+    ``planes[p]`` lists the digests of plane ``p``'s chunks (``chunk_bytes`` of the plane
+    each); ``plane_stored[p]`` their stored bytes. ``crc`` is the CRC-32 of the reconstructed
+    stored representation. ``run`` counts the tensors of a reverse-delta series behind this one;
+    ``fork`` marks a tensor that siblings delta against (never re-encoded against a successor).
+    """
+
+    digest: str
+    dtype: str
+    shape: tuple[int, ...]
+    scheme: dict[str, Any] | None
+    sdtype: str
+    count: int
+    crc: int
+    raw: int
+    delta: Delta | None = None
+    compressor: dict[str, Any] = field(default_factory=dict)
+    chunk_bytes: int = 0
+    planes: tuple[tuple[str, ...], ...] = ()
+    plane_stored: tuple[int, ...] = ()
+    run: int = 0
+    fork: bool = False
+    version: int = RECORD_VERSION
+
+    @property
+    def stored(self) -> int:
+        """Bytes of this record's own chunks."""
+        return sum(self.plane_stored)
+
+    @property
+    def base(self) -> str | None:
+        """The delta base's digest, or ``None`` when materialised."""
+        return None if self.delta is None else self.delta.base
+
+    @cached_property
+    def stored_dtype(self) -> np.dtype[Any]:
+        """The numpy dtype of the stored representation."""
+        return dtype_from_name(self.sdtype)
+
+    @cached_property
+    def nplanes(self) -> int:
+        """Byte planes of the stored representation."""
+        return n_planes(self.stored_dtype)
+
+    @cached_property
+    def uint(self) -> np.dtype[Any]:
+        """The unsigned dtype of the stored bit patterns."""
+        return bits_view(np.empty(0, self.stored_dtype)).dtype
+
+    @property
+    def plane_size(self) -> int:
+        """Bytes of one plane (the whole tensor when it is one plain plane)."""
+        return self.count * self.uint.itemsize // self.nplanes
+
+    def chunks(self) -> list[str]:
+        """Digests of all this record's own chunks, plane by plane."""
+        return [d for plane in self.planes for d in plane]
+
+    def placed(
+        self,
+        delta: Delta | None,
+        compressor: dict[str, Any],
+        chunk_bytes: int,
+        planes: list[list[tuple[str, int]]],
+        **changes: Any,
+    ) -> Self:
+        """This record stored as ``planes`` (``(digest, stored size)`` per chunk)."""
+        return replace(
+            self,
+            delta=delta,
+            compressor=compressor,
+            chunk_bytes=chunk_bytes,
+            planes=tuple(tuple(d for d, _ in p) for p in planes),
+            plane_stored=tuple(sum(n for _, n in p) for p in planes),
+            **changes,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (format 1 spelling: chunk keys, ``stored`` total)."""
+        delta = self.delta
+        return {
+            "v": self.version,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "scheme": self.scheme,
+            "sdtype": self.sdtype,
+            "count": self.count,
+            "crc": self.crc,
+            "raw": self.raw,
+            "delta": None
+            if delta is None
+            else {"op": delta.op, "base": delta.base, **({"rev": True} if delta.reverse else {})},
+            "compressor": self.compressor,
+            "chunk_bytes": self.chunk_bytes,
+            "planes": [[layout.chunk_key(d) for d in p] for p in self.planes],
+            "plane_stored": list(self.plane_stored),
+            "stored": self.stored,
+            **({"run": self.run} if self.run else {}),
+            **({"fork": True} if self.fork else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, digest: str, data: Any) -> Self:
+        """Parse :meth:`to_dict` output (any format); malformed data is a CorruptionError."""
+        what = f"tensor record {digest[:16]}…"
+        try:
+            delta = data["delta"]
+            record = cls(
+                digest=digest,
+                dtype=_str(data["dtype"]),
+                shape=tuple(_int(x) for x in data["shape"]),
+                scheme=data["scheme"],
+                sdtype=_str(data["sdtype"]),
+                count=_int(data["count"]),
+                crc=_int(data["crc"]),
+                raw=_int(data["raw"]),
+                delta=None
+                if delta is None
+                else Delta(_str(delta["op"]), _str(delta["base"]), bool(delta.get("rev"))),
+                compressor=data["compressor"],
+                chunk_bytes=_int(data["chunk_bytes"]),
+                planes=tuple(
+                    tuple(layout.chunk_digest_of_key(_str(k)) for k in p) for p in data["planes"]
+                ),
+                plane_stored=tuple(_int(x) for x in data["plane_stored"]),
+                run=_int(data.get("run", 0)),
+                fork=bool(data.get("fork", False)),
+                version=_int(data.get("v", 1)),
+            )
+            record.stored_dtype  # noqa: B018 - validates the dtype name
+        except (KeyError, TypeError, AttributeError, ValueError, StorageError) as exc:
+            raise CorruptionError(f"{what} is corrupt ({type(exc).__name__}: {exc})") from exc
+        _check_shape(record, what)
+        return record
+
+    def dump(self) -> bytes:
+        """The stored bytes."""
+        return dumps(self.to_dict())
+
+
+def _str(x: Any) -> str:
+    if not isinstance(x, str):
+        raise TypeError(f"expected str, got {type(x).__name__}")
+    return x
+
+
+def _int(x: Any) -> int:
+    if not isinstance(x, int) or isinstance(x, bool) or x < 0:
+        raise TypeError(f"expected a non-negative int, got {x!r}")
+    return x
+
+
+def _check_shape(record: TensorRecord, what: str) -> None:
+    n = int(np.prod(record.shape, dtype=np.int64)) if record.shape else 1
+    planes, step = record.nplanes, record.chunk_bytes or 1
+    size = n * record.stored_dtype.itemsize
+    ok = (
+        len(record.planes) == planes == len(record.plane_stored)
+        and (record.scheme is not None or size == record.count * record.uint.itemsize)
+        and all(len(p) == -(-record.plane_size // step) for p in record.planes)
+    )
+    if not ok:
+        raise CorruptionError(f"{what} is corrupt (inconsistent shape, count or chunk list)")
+
+
+def load_tensor(digest: str, value: bytes | memoryview) -> TensorRecord:
+    """Parse a stored tensor record."""
+    return TensorRecord.from_dict(digest, loads(value, f"tensor record {digest[:16]}…"))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A snapshot: ``tensors`` maps names to tensor digests (stored under ``s/<id>``)."""
+
+    snapshot_id: str
+    tensors: dict[str, str]
+    bases: tuple[str, ...] = ()
+    created: float = 0.0
+    pending: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (what :meth:`storage.Archive.manifest` returns)."""
+        out: dict[str, Any] = {
+            "tensors": dict(self.tensors),
+            "bases": list(self.bases),
+            "created": self.created,
+        }
+        if self.pending:
+            out["pending"] = True
+        return out
+
+    @classmethod
+    def from_dict(cls, snapshot_id: str, data: Any) -> Self:
+        """Parse :meth:`to_dict` output; malformed data is a CorruptionError."""
+        try:
+            tensors = data["tensors"]
+            if not isinstance(tensors, dict):
+                raise TypeError("tensors is not a mapping")
+            return cls(
+                snapshot_id=snapshot_id,
+                tensors={_str(n): _str(d) for n, d in tensors.items()},
+                bases=tuple(_str(b) for b in data.get("bases", ())),
+                created=float(data.get("created", 0.0)),
+                pending=bool(data.get("pending", False)),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise CorruptionError(
+                f"snapshot {snapshot_id!r}: manifest is corrupt ({type(exc).__name__})"
+            ) from exc
+
+    def dump(self) -> bytes:
+        """The stored bytes."""
+        return dumps(self.to_dict())
+
+
+def load_manifest(snapshot_id: str, value: bytes | memoryview) -> Manifest:
+    """Parse a stored manifest."""
+    return Manifest.from_dict(snapshot_id, loads(value, f"snapshot {snapshot_id!r}: manifest"))
+
+
+def load_edges(digest: str, value: bytes | memoryview | None) -> list[dict[str, Any]]:
+    """Parse a stored planner edge list (``[]`` when absent)."""
+    if value is None:
+        return []
+    edges = loads(value, f"edges of {digest[:16]}…")
+    if not isinstance(edges, list) or not all(isinstance(e, dict) and "base" in e for e in edges):
+        raise CorruptionError(f"edges of {digest[:16]}… are corrupt")
+    return edges
+
+
+def dump_edges(edges: list[dict[str, Any]]) -> bytes:
+    """The stored bytes of a planner edge list."""
+    return dumps(edges)

@@ -216,7 +216,7 @@ def storage_errors(context: str = "archive") -> Iterator[None]:
 def from_dql(exc: DQLError) -> ProvDBError:
     """Translate a DQL error (syntax, unsupported construct, unknown saved query) into a
     :class:`QuerySyntaxError` keeping its position and caret snippet in ``details``."""
-    details = {
+    details: dict[str, Any] = {
         "dql_code": exc.code,
         "line": exc.line,
         "col": exc.col,

@@ -162,10 +162,10 @@ class ActiveRun:
         if not isinstance(model, Mapping):
             raise InvalidInput(f"log_checkpoint takes a model or a state dict, not {type(model)}")
         tensors = {k: as_numpy(v) for k, v in model.items()}
-        net = self.network or (vs.network_of(self.parent) if self.parent else None)
-        if net is None:
+        found = self.network or (vs.network_of(self.parent) if self.parent else None)
+        if found is None:
             raise InvalidInput("a state dict needs start_run(network=…) or a parent version")
-        return net, tensors
+        return found, tensors
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -244,7 +244,7 @@ def start_run(
     ``network`` is needed only when checkpoints are state dicts and there is no parent.
     """
     own = not isinstance(repo, Repository)
-    opened = Repository.open(repo) if own else repo
+    opened = repo if isinstance(repo, Repository) else Repository.open(repo)
     return ActiveRun(
         opened, name or f"run-{now_iso()[:19]}", parent, network, flush_every, own_repo=own
     )

@@ -285,8 +285,8 @@ class GraphStore(GraphReads, ABC):
             {"ids": ids},
         )
         versions = {v.id: v for v in self.get_many(ModelVersion, ids)}
-        depth = _hop_distances(version_id, edges, direction, hops)
-        return Lineage(version_id, versions, depth, edges, direction)
+        distances = _hop_distances(version_id, edges, direction, hops)
+        return Lineage(version_id, versions, distances, edges, direction)
 
     def _edges(self, match: str, params: Mapping[str, Any]) -> list[Derivation]:
         rows = self.run_read(

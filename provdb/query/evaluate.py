@@ -158,7 +158,7 @@ def _candidates(
     config: Mapping[str, Any],
     config_dir: Path,
 ) -> list[_Candidate]:
-    candidates = []
+    candidates: list[_Candidate] = []
     for subject in subjects:
         grid = dql.expand_grid(compiled.vary, subject.network.names) or [{}]
         for overrides in grid:

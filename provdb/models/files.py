@@ -157,6 +157,9 @@ def read_network_file(path: str | os.PathLike[str]) -> NetworkDef:
     """A network definition from a JSON file (``docs/network-format.md``)."""
     p = Path(path)
     try:
-        return NetworkDef.from_json(p.read_text())
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{p}: the network definition must be UTF-8 JSON text") from None
     except OSError as exc:
         raise InvalidInput(f"{p}: cannot read the network definition: {exc}") from None
+    return NetworkDef.from_json(text)

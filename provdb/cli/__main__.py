@@ -1,0 +1,5 @@
+"""``python -m provdb.cli``: the dlv command line."""
+
+from provdb.cli import main
+
+main()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from provdb.errors import InvalidInput
+from provdb.errors import InvalidInput, TrainingDiverged
 from provdb.models.learner import TrainConfig, evaluate, load_dataset, train
 from provdb.models.network import Layer, NetworkDef
 from provdb.models.zoo import digits_cnn
@@ -113,5 +113,5 @@ def test_bad_configs_and_data(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not a readable .npz"):
         load_dataset(tmp_path / "junk.npz")
     nan_weights = {"fc1.weight": np.full((10, 64), np.nan, np.float32)}
-    with pytest.raises(InvalidInput, match="diverged at step 1"):
+    with pytest.raises(TrainingDiverged, match="diverged at step 1"):
         train(digits_cnn(), nan_weights, TrainConfig(iterations=5, eval_every=0))

@@ -58,6 +58,17 @@ Public API
     scheme ``independent`` or ``parallel``; θ_i = α · C_r(SPT, s_i)) and rewrite only tensors
     whose base changes, one transaction each, in an order that is consistent after any crash.
 
+Integrity: every record the archive reads is verified. Manifests, tensor records and planner
+edges are sealed with a CRC-32 and name their own key, chunks carry a CRC-32 and are addressed
+by a digest of their stored bytes, and every reconstructed tensor is checked against its CRC;
+damage raises a one-line :class:`CorruptionError` naming the snapshot, never a ``KeyError`` or
+wrong names or values. LMDB errors surface as :class:`StorageError`. (LMDB 0.9 has no page
+checksums: a damaged page header can still make LMDB itself fault; the store pads the file so
+that this is rare — see ``tests/storage/test_corruption.py``.)
+
+Format: archives are format 2 (sealed records). Format-1 archives (plain-JSON records) still
+read; opening one for writing marks it format 2, which older code refuses to open.
+
 Layout and records: :mod:`storage.layout` is the one module that spells the store keys;
 :mod:`storage.records` holds the typed records (``TensorRecord``, ``Manifest``, ``Delta``).
 

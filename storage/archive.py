@@ -54,10 +54,13 @@ from storage.records import (
     load_manifest,
     load_tensor,
     loads,
+    seal,
 )
 
-FORMAT_VERSION = 1
-READABLE_FORMATS = (1,)
+#: Archive format written: 2 seals every record with a CRC-32 (see :mod:`storage.records`).
+FORMAT_VERSION = 2
+#: Formats this code reads; opening a format-1 archive for writing marks it format 2.
+READABLE_FORMATS = (1, 2)
 CHUNK_BYTES = 1 << 20
 _SAMPLE_WINDOWS = 8
 _SAMPLE_ELEMS = 1 << 13  # elements per sample window (8 windows: 64 Ki elements at most)
@@ -172,6 +175,7 @@ class _Ctx:
     where: str = ""  # the snapshot id, for error messages
     records: dict[str, TensorRecord] = field(default_factory=dict)
     planes: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
+    fresh: bool = False  # decode everything from the store (verify), never from the cache
 
     def label(self, name: str) -> str:
         """``name`` qualified by the snapshot, for error messages."""
@@ -329,6 +333,9 @@ class Archive:
         version = meta.get("version") if isinstance(meta, dict) else None
         if version not in READABLE_FORMATS:
             raise StorageError(f"archive format {version!r} is not supported", code="format")
+        if version != FORMAT_VERSION and not self.store.read_only:
+            self.store.set(layout.FORMAT_KEY, dumps({"version": FORMAT_VERSION}))
+            version = FORMAT_VERSION
         self.format_version = int(version)
 
     # ------------------------------------------------------------------ records
@@ -339,7 +346,10 @@ class Archive:
             raw = ctx.txn.get(layout.tensor_key(digest))
             if raw is None:
                 return None
-            record = ctx.records[digest] = load_tensor(digest, raw)
+            try:
+                record = ctx.records[digest] = load_tensor(digest, raw)
+            except CorruptionError as exc:
+                raise CorruptionError(f"snapshot {ctx.where!r}: {exc}") if ctx.where else exc
         return record
 
     def _record(self, ctx: _Ctx, digest: str) -> TensorRecord:
@@ -721,7 +731,7 @@ class Archive:
                 raise CorruptionError(f"delta chain of tensor {where} does not end: corrupt")
             base = links[-1].base
             assert base is not None
-            cached = self._cache.get(base)
+            cached = self._cached(ctx, base)
             if (base, k) in ctx.planes:
                 acc = [p.copy() for p in ctx.planes[(base, k)]]
             elif cached is not None:
@@ -746,7 +756,7 @@ class Archive:
     def _bits(self, ctx: _Ctx, digest: str, where: str = "") -> np.ndarray:
         """Full, CRC-checked bit-pattern view of a tensor's stored representation (shared with
         the cache when it came from there: do not modify)."""
-        cached = self._cache.get(digest)
+        cached = self._cached(ctx, digest)
         if cached is not None:
             return cached
         record = self._record(ctx, digest)
@@ -766,6 +776,9 @@ class Archive:
             raise CorruptionError(f"tensor {label} does not match its digest after decoding")
         return bits
 
+    def _cached(self, ctx: _Ctx, digest: str) -> np.ndarray | None:
+        return None if ctx.fresh else self._cache.get(digest)
+
     def _known(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> np.ndarray:
         """Bit patterns with only the top ``k`` (< all) planes known, the low bytes zero."""
         if record.delta is None:
@@ -778,7 +791,7 @@ class Archive:
         total = record.nplanes
         k = self._check_planes(planes, total)
         if k == total:
-            shared = self._cache.get(digest)
+            shared = self._cached(ctx, digest)
             bits = shared if shared is not None else self._bits(ctx, digest, where)
             return self._finish(record, bits.view(record.stored_dtype), copy=shared is not None)
         known = self._known(ctx, record, k, where)
@@ -915,7 +928,7 @@ class Archive:
             "manifest": manifest.to_dict(),
             "records": {d: r.to_dict() for d, r in records.items()},
         }
-        return dumps(bundle)
+        return seal(bundle)
 
     def import_snapshot(self, bundle: bytes | memoryview, *, verify: bool = True) -> str:
         """Re-create a snapshot from :meth:`export_snapshot` output once its chunks are here.
@@ -1046,7 +1059,7 @@ class Archive:
             for digest, _ in list(self._scan(txn, layout.TENSORS)):
                 report.tensors += 1
                 try:
-                    self._bits(_Ctx(txn), digest, digest[:16])
+                    self._bits(_Ctx(txn, fresh=True), digest, digest[:16])
                 except StorageError as exc:
                     report.errors.append(str(exc))
             for sid, value in self._scan(txn, layout.SNAPSHOTS):

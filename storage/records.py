@@ -4,11 +4,17 @@ Records are frozen dataclasses, parsed once from their stored bytes (:func:`load
 :func:`load_manifest`) and written with :meth:`TensorRecord.dump` / :meth:`Manifest.dump`.
 Anything malformed raises :class:`~storage.errors.CorruptionError`, never a ``KeyError`` or a
 ``JSONDecodeError``.
+
+Stored form (archive format 2): every record is *sealed*: one tag byte ``0xA2``, the CRC-32 of
+the body (4 bytes, little endian), the body (canonical JSON). The body names its own key (a
+manifest its snapshot id, a tensor record its digest), so a value found under the wrong key is
+caught too. Format-1 records (plain JSON, no checksum) are still read.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Self
@@ -23,17 +29,43 @@ from storage.errors import CorruptionError, StorageError
 RECORD_VERSION = 1
 
 
+_SEALED = 0xA2
+_LEGACY = ord("{")
+
+
 def dumps(obj: Any) -> bytes:
     """Canonical compact JSON."""
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 
+def seal(obj: Any) -> bytes:
+    """``obj`` as canonical JSON behind a tag byte and its CRC-32."""
+    body = dumps(obj)
+    return bytes([_SEALED]) + zlib.crc32(body).to_bytes(4, "little") + body
+
+
 def loads(value: bytes | memoryview, what: str) -> Any:
-    """Parse a stored JSON value; ``what`` names it in the error."""
+    """Parse a sealed (checksum-verified) or format-1 (plain JSON) value; ``what`` names it in
+    the error."""
+    data = bytes(value)
+    if data[:1] == bytes([_SEALED]):
+        body = data[5:]
+        if zlib.crc32(body) != int.from_bytes(data[1:5], "little"):
+            raise CorruptionError(f"{what} is corrupt (checksum mismatch)")
+    elif data[:1] == bytes([_LEGACY]):
+        body = data
+    else:
+        raise CorruptionError(f"{what} is corrupt (unknown encoding)")
     try:
-        return json.loads(bytes(value))
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise CorruptionError(f"{what} is corrupt (not valid JSON)") from exc
+
+
+def _check_owner(data: Any, field_name: str, expect: str, what: str) -> None:
+    """A sealed body names its key; a value under another key is corrupt."""
+    if isinstance(data, dict) and field_name in data and data[field_name] != expect:
+        raise CorruptionError(f"{what} is corrupt (stored under the wrong key)")
 
 
 @dataclass(frozen=True)
@@ -132,6 +164,7 @@ class TensorRecord:
         delta = self.delta
         return {
             "v": self.version,
+            "digest": self.digest,
             "dtype": self.dtype,
             "shape": list(self.shape),
             "scheme": self.scheme,
@@ -186,8 +219,8 @@ class TensorRecord:
         return record
 
     def dump(self) -> bytes:
-        """The stored bytes."""
-        return dumps(self.to_dict())
+        """The stored (sealed) bytes."""
+        return seal(self.to_dict())
 
 
 def _str(x: Any) -> str:
@@ -217,7 +250,10 @@ def _check_shape(record: TensorRecord, what: str) -> None:
 
 def load_tensor(digest: str, value: bytes | memoryview) -> TensorRecord:
     """Parse a stored tensor record."""
-    return TensorRecord.from_dict(digest, loads(value, f"tensor record {digest[:16]}…"))
+    what = f"tensor record {digest[:16]}…"
+    data = loads(value, what)
+    _check_owner(data, "digest", digest, what)
+    return TensorRecord.from_dict(digest, data)
 
 
 @dataclass(frozen=True)
@@ -233,6 +269,7 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (what :meth:`storage.Archive.manifest` returns)."""
         out: dict[str, Any] = {
+            "id": self.snapshot_id,
             "tensors": dict(self.tensors),
             "bases": list(self.bases),
             "created": self.created,
@@ -261,13 +298,16 @@ class Manifest:
             ) from exc
 
     def dump(self) -> bytes:
-        """The stored bytes."""
-        return dumps(self.to_dict())
+        """The stored (sealed) bytes."""
+        return seal(self.to_dict())
 
 
 def load_manifest(snapshot_id: str, value: bytes | memoryview) -> Manifest:
     """Parse a stored manifest."""
-    return Manifest.from_dict(snapshot_id, loads(value, f"snapshot {snapshot_id!r}: manifest"))
+    what = f"snapshot {snapshot_id!r}: manifest"
+    data = loads(value, what)
+    _check_owner(data, "id", snapshot_id, what)
+    return Manifest.from_dict(snapshot_id, data)
 
 
 def load_edges(digest: str, value: bytes | memoryview | None) -> list[dict[str, Any]]:
@@ -281,5 +321,5 @@ def load_edges(digest: str, value: bytes | memoryview | None) -> list[dict[str, 
 
 
 def dump_edges(edges: list[dict[str, Any]]) -> bytes:
-    """The stored bytes of a planner edge list."""
-    return dumps(edges)
+    """The stored (sealed) bytes of a planner edge list."""
+    return seal(edges)

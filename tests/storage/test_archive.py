@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import ml_dtypes
@@ -26,6 +26,7 @@ from storage import (
     QuantizeScheme,
     StorageError,
 )
+from storage.records import load_tensor
 
 DTYPES = [
     np.float32,
@@ -195,8 +196,8 @@ def test_interval_of_ints_is_exact(archive: Archive) -> None:
 def _corrupt_one_chunk(archive: Archive, plane: int) -> str:
     store = archive.store
     digest = archive.manifest("s")["tensors"]["w"]
-    record = json.loads(store.get("t/" + digest) or b"")
-    key = record["planes"][plane][0]
+    record = load_tensor(digest, store.get("t/" + digest) or b"")
+    key = "c/" + record.planes[plane][0]
     value = bytearray(store.get(key) or b"")
     value[len(value) // 2] ^= 0x40
     store.set(key, bytes(value))
@@ -221,9 +222,8 @@ def test_corrupt_record_digest_detected(archive: Archive) -> None:
     x = np.arange(1000, dtype=np.float32)
     archive.write_snapshot("s", {"w": x})
     digest = archive.manifest("s")["tensors"]["w"]
-    record = json.loads(archive.store.get("t/" + digest) or b"")
-    record["crc"] ^= 1
-    archive.store.set("t/" + digest, json.dumps(record).encode())
+    record = load_tensor(digest, archive.store.get("t/" + digest) or b"")
+    archive.store.set("t/" + digest, replace(record, crc=record.crc ^ 1).dump())
     archive._cache.clear()
     with pytest.raises(
         CorruptionError, match="tensor 'w' of snapshot 's' does not match its digest"

@@ -349,7 +349,9 @@ class Archive:
             try:
                 record = ctx.records[digest] = load_tensor(digest, raw)
             except CorruptionError as exc:
-                raise CorruptionError(f"snapshot {ctx.where!r}: {exc}") if ctx.where else exc
+                if not ctx.where:
+                    raise
+                raise CorruptionError(f"snapshot {ctx.where!r}: {exc}") from exc
         return record
 
     def _record(self, ctx: _Ctx, digest: str) -> TensorRecord:

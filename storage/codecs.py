@@ -26,6 +26,7 @@ from abc import ABC
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Self
 
+import blake3
 import ml_dtypes
 import numpy as np
 import zstandard
@@ -605,23 +606,43 @@ class Zstd(Codec):
 DEFAULT_COMPRESSOR = Zstd(level=1, plane_levels=(1, 1, -1, -1))
 
 
-def frame_chunk(kind: int, payload: bytes | memoryview) -> bytes:
-    """Stored chunk value: kind (1 byte), CRC-32 of payload (4 bytes LE), payload."""
-    return b"".join((bytes([kind]), crc32(payload).to_bytes(4, "little"), payload))
+_SALT = 16
+_OWNED = 2  # kinds 2/3: raw/zstd chunks that carry their owner's salt (format 2)
+
+
+def chunk_salt(owner: str, base: str | None, plane: int, index: int) -> bytes:
+    """What makes a chunk unique to the record that owns it (tensor digest, delta base, plane,
+    chunk index): such a chunk is never shared, so rewriting its record may delete it."""
+    return blake3.blake3(f"{owner}|{base}|{plane}|{index}".encode()).digest()[:_SALT]
+
+
+def frame_chunk(kind: int, payload: bytes | memoryview, salt: bytes | None = None) -> bytes:
+    """Stored chunk value: kind (1 byte), CRC-32 of payload (4 bytes LE), the owner's salt
+    (16 bytes, owned kinds only), payload."""
+    head = bytes([kind + (_OWNED if salt else 0)]) + crc32(payload).to_bytes(4, "little")
+    return b"".join((head, salt or b"", payload))
 
 
 def chunk_digest(value: bytes | memoryview) -> str:
-    """The digest a stored chunk value is addressed by."""
+    """The digest a stored chunk value is addressed by: BLAKE3 of the value for owned chunks,
+    SHA-256 for format-1 chunks (40 hex digits either way)."""
+    if len(value) and value[0] >= _OWNED:
+        return blake3.blake3(value).hexdigest()[:40]
     return hashlib.sha256(value).hexdigest()[:40]
 
 
-def unframe_chunk(value: bytes | memoryview, where: str) -> tuple[int, memoryview]:
-    """Check a stored chunk's CRC and return ``(kind, payload)``; ``where`` names the chunk for
+def unframe_chunk(
+    value: bytes | memoryview, where: str, check: bool = True
+) -> tuple[int, memoryview]:
+    """Return a stored chunk's ``(kind, payload)``, checking its CRC unless ``check`` is off
+    (full reads check the reconstructed tensor's CRC instead); ``where`` names the chunk for
     the error message."""
     view = memoryview(value)
-    if len(view) < 5 or view[0] not in (_RAW, _ZSTD):
+    kind = view[0] if len(view) else -1
+    start = 5 + _SALT if kind in (_RAW + _OWNED, _ZSTD + _OWNED) else 5
+    if kind not in (_RAW, _ZSTD, _RAW + _OWNED, _ZSTD + _OWNED) or len(view) < start:
         raise CorruptionError(f"corrupt chunk {where}: bad header")
-    payload = view[5:]
-    if crc32(payload) != int.from_bytes(view[1:5], "little"):
+    payload = view[start:]
+    if check and crc32(payload) != int.from_bytes(view[1:5], "little"):
         raise CorruptionError(f"corrupt chunk {where}: CRC mismatch")
-    return view[0], payload
+    return kind % _OWNED, payload

@@ -25,8 +25,9 @@ from storage import layout
 from storage.codecs import bits_view, dtype_from_name, n_planes
 from storage.errors import CorruptionError, StorageError
 
-#: Version written into new tensor records (1: the first format).
-RECORD_VERSION = 1
+#: Version written into new tensor records. 1: SHA-256 tensor digests, shared (unowned) chunks
+#: keyed by SHA-256; 2: BLAKE3 tensor digests, owned chunks keyed by BLAKE3.
+RECORD_VERSION = 2
 
 
 _SEALED = 0xA2

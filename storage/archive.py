@@ -38,6 +38,7 @@ from storage.codecs import (
     is_float,
     plane_interval,
     unframe_chunk,
+    work_buffer,
 )
 from storage.errors import (
     ConflictError,
@@ -213,7 +214,7 @@ def tensor_digest(arr: np.ndarray, scheme: Scheme | dict[str, Any] | None, versi
     header = {"dtype": dtype_name(arr.dtype), "shape": list(arr.shape), "scheme": conf}
     h = hashlib.sha256() if version < 2 else blake3.blake3()
     h.update(dumps(header))
-    h.update(memoryview(bits_view(arr).view(np.uint8)))
+    h.update(bits_view(arr).view(np.uint8).data)
     return h.hexdigest()
 
 
@@ -238,6 +239,12 @@ class _BitsCache:
         while self.used > self.limit:
             _, old = self._items.popitem(last=False)
             self.used -= old.nbytes
+
+    def pop(self, key: str) -> np.ndarray | None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.used -= item.nbytes
+        return item
 
     def clear(self) -> None:
         self._items.clear()
@@ -286,6 +293,7 @@ class Archive:
             raise InvalidInputError(f"threads must be a positive int, got {threads!r}")
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._spare: np.ndarray | None = None
         self._check_format()
 
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], nbytes: int) -> list[Any]:
@@ -507,7 +515,7 @@ class Archive:
             scheme=fitted.to_dict() if fitted is not None else None,
             sdtype=dtype_name(stored.dtype),
             count=int(bits.size),
-            crc=crc32(memoryview(bits).cast("B")),
+            crc=crc32(bits.data.cast("B")),
             raw=int(arr.nbytes),
             version=self._version,
         )
@@ -517,8 +525,16 @@ class Archive:
             placed = self._put_forward(ctx, bits, proto, bases)
         record, new, edges = placed
         ctx.txn.put(layout.edges_key(digest), dump_edges(edges))
-        # the cache must not alias the caller's array (it may be mutated after the write)
-        self._cache.put(digest, bits.copy() if stored is arr else bits)
+        # the cache must not alias the caller's array (it may be mutated after the write);
+        # the predecessor's cached copy is reused (fresh pages cost as much as the copy)
+        spare, self._spare = self._spare, None
+        if stored is arr:
+            if spare is not None and spare.dtype == bits.dtype and spare.size == bits.size:
+                np.copyto(spare, bits)
+                bits = spare
+            else:
+                bits = bits.copy()
+        self._cache.put(digest, bits)
         return self._info(name, record, new_bytes=new)
 
     def _put_forward(
@@ -544,8 +560,9 @@ class Archive:
         as a delta against it (git-pack style), in this same transaction; ``head``'s old chunks
         go at once. ``None`` when the forward path applies: ``head`` already has a successor
         (a fork: ``head`` is re-materialised and its children delta against it), is itself a
-        delta, or is a fork base. A full run (``max_chain`` tensors behind ``head``) starts
-        afresh with ``proto`` materialised, so chains stay ≤ ``max_chain``."""
+        delta, or is a fork base. A full run (``max_chain`` tensors behind ``head``), or a
+        delta that would not be smaller, starts afresh with ``proto`` materialised (never a
+        forward delta: the newest stays materialised and chains stay ≤ ``max_chain``)."""
         hrec = self._record(ctx, head)
         if hrec.delta is not None and hrec.delta.reverse:
             self._fork(ctx, hrec)
@@ -553,15 +570,15 @@ class Archive:
         if hrec.delta is not None or hrec.fork:
             return None
         head_bits = self._bits(ctx, head)
-        data = self.delta.encode(head_bits, bits)  # the head, as a delta against its successor
+        scratch = work_buffer("delta", bits.nbytes).view(bits.dtype)
+        data = self.delta.encode(head_bits, bits, out=scratch)  # the head, against its successor
         exact = bits.size <= _EXACT_BELOW
         encoded = self._encode_planes(data, hrec.nplanes, head, proto.digest) if exact else None
         size = self._size(encoded) if encoded is not None else self._estimate(data, hrec.nplanes)
-        if size >= hrec.stored:
-            return None
         edge = {"base": head, "op": self.delta.op, "cs": size, "est": not exact}
         own = self._encode_planes(bits, proto.nplanes, proto.digest, None)
-        if hrec.run >= self.max_chain:  # a full run: a fresh keyframe, the head stays
+        if hrec.run >= self.max_chain or size >= hrec.stored:
+            # a full run, or a delta that does not pay: a fresh keyframe, the head stays
             record, new = self._commit_tensor(ctx, proto, None, own)
             return record, new, [self._edge(None, record.stored), edge]
         record, new = self._commit_tensor(ctx, proto, None, own, run=hrec.run + 1)
@@ -570,6 +587,7 @@ class Archive:
         delta = Delta(self.delta.op, proto.digest, reverse=True)
         moved = self._replace(ctx, hrec, delta, encoded)
         self._set_edge(ctx, head, proto.digest, float(moved.stored))
+        self._spare = self._cache.pop(head)  # no longer a delta base: the successor is
         return record, new, [self._edge(None, record.stored), {**edge, "est": False}]
 
     def _fork(self, ctx: _Ctx, hrec: TensorRecord) -> None:
@@ -676,9 +694,9 @@ class Archive:
     ) -> Encoded:
         """Split ``data`` into byte planes and encode their chunks (``owner``/``base``: the
         record the chunks belong to)."""
-        split = BytePlanes.split(data, planes)
+        split = BytePlanes.split(data, planes, scratch=True)  # encoded values are copies
         jobs = [
-            (p, start, memoryview(plane).cast("B")[start : start + CHUNK_BYTES])
+            (p, start, plane.data.cast("B")[start : start + CHUNK_BYTES])
             for p, plane in enumerate(split)
             for start in range(0, plane.nbytes, CHUNK_BYTES)
         ]
@@ -808,17 +826,17 @@ class Archive:
             else:
                 shift = 8 * (total - 1)
 
-                def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+                def sink(p: int, start: int, n: int, data: np.ndarray) -> None:  # type: ignore[misc]
                     np.left_shift(data, shift, out=flat[start : start + n], dtype=uint)
 
             self._decode_planes(ctx, record, range(k), sink, where, check)
             return flat
         merger = PlaneMerger(total, count, uint)
 
-        def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+        def put(p: int, start: int, n: int, data: np.ndarray) -> None:
             merger.put(p, start, data)
 
-        self._decode_planes(ctx, record, range(k), sink, where, check)
+        self._decode_planes(ctx, record, range(k), put, where, check)
         return merger.result()
 
     def _planes(
@@ -894,7 +912,7 @@ class Archive:
         else:
             own = self._merge_record(ctx, record, total, label, check=False)
             bits = DeltaCodec("sub").decode(own, self._bits(ctx, delta.base, label))
-        if crc32(memoryview(bits).cast("B")) != record.crc:
+        if crc32(bits.data.cast("B")) != record.crc:
             self._diagnose(ctx, digest, label)
             raise CorruptionError(f"tensor {label} does not match its digest after decoding")
         return bits
@@ -1167,7 +1185,7 @@ class Archive:
         """Raw and stored bytes of a snapshot's tensors, its chain depth and read bytes."""
         digests = set(manifest.tensors.values())
         records = [r for d in digests if (r := self._maybe_record(ctx, d)) is not None]
-        depth, touched = 0, {}
+        depth, touched = 0, dict[str, int]()
         for record in records:
             chain = self._chain(ctx, record.digest)
             depth = max(depth, len(chain) - 1)

@@ -578,8 +578,11 @@ class Archive:
         edge = {"base": head, "op": self.delta.op, "cs": size, "est": not exact}
         own = self._encode_planes(bits, proto.nplanes, proto.digest, None)
         if hrec.run >= self.max_chain or size >= hrec.stored:
-            # a full run, or a delta that does not pay: a fresh keyframe, the head stays
-            record, new = self._commit_tensor(ctx, proto, None, own)
+            # a full run, or a delta that does not pay: a fresh keyframe, the head stays. The
+            # run count goes on in the second case, so all tensors of a series start their
+            # runs at the same checkpoints (a snapshot's depth is the maximum over them)
+            run = 0 if hrec.run >= self.max_chain else hrec.run + 1
+            record, new = self._commit_tensor(ctx, proto, None, own, run=run)
             return record, new, [self._edge(None, record.stored), edge]
         record, new = self._commit_tensor(ctx, proto, None, own, run=hrec.run + 1)
         if encoded is None:

@@ -287,10 +287,11 @@ def pas_run(snaps: list[Snap], bases: list[list[str]], tmp: Path, tag: str,
         for sid in ids:  # untimed: map the pages this repetition just wrote
             read(sid)
         read_mat()
-        rec("read newest", lambda: read(ids[-1]))
-        rec("read mat", read_mat)
-        rec("read newest 1 plane", lambda: read(ids[-1], 1))
-        rec("read mat 1 plane", lambda: read_mat(1))
+        pairs = [("read newest", lambda: read(ids[-1])), ("read mat", read_mat),
+                 ("read newest 1 plane", lambda: read(ids[-1], 1)),
+                 ("read mat 1 plane", lambda: read_mat(1))]
+        for key, fn in pairs if rep % 2 == 0 else pairs[::-1]:  # alternate the order
+            rec(key, fn)
         for sid in ids:
             rec("read " + sid, lambda sid=sid: read(sid))
         if anchors:

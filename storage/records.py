@@ -87,7 +87,8 @@ class TensorRecord:
     ``planes[p]`` lists the digests of plane ``p``'s chunks (``chunk_bytes`` of the plane
     each); ``plane_stored[p]`` their stored bytes. ``crc`` is the CRC-32 of the reconstructed
     stored representation. ``run`` is this tensor's position in the current run of its
-    reverse-delta series (the chain behind it is at most that long); ``fork`` marks a tensor that siblings delta against (never re-encoded against a successor).
+    reverse-delta series (the chain behind it is at most that long); ``fork`` marks a tensor
+    that siblings delta against (never re-encoded against a successor).
     """
 
     digest: str

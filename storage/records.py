@@ -14,9 +14,9 @@ caught too. Format-1 records (plain JSON, no checksum) are still read.
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Any, Self
 
 import numpy as np
@@ -118,20 +118,27 @@ class TensorRecord:
         """The delta base's digest, or ``None`` when materialised."""
         return None if self.delta is None else self.delta.base
 
-    @cached_property
+    def __post_init__(self) -> None:
+        # derived once (functools.cached_property takes a lock per access in Python 3.11)
+        dtype = dtype_from_name(self.sdtype)
+        object.__setattr__(self, "_dtype", dtype)
+        object.__setattr__(self, "_nplanes", n_planes(dtype))
+        object.__setattr__(self, "_uint", bits_view(np.empty(0, dtype)).dtype)
+
+    @property
     def stored_dtype(self) -> np.dtype[Any]:
         """The numpy dtype of the stored representation."""
-        return dtype_from_name(self.sdtype)
+        return self._dtype  # type: ignore[attr-defined, no-any-return]
 
-    @cached_property
+    @property
     def nplanes(self) -> int:
         """Byte planes of the stored representation."""
-        return n_planes(self.stored_dtype)
+        return self._nplanes  # type: ignore[attr-defined, no-any-return]
 
-    @cached_property
+    @property
     def uint(self) -> np.dtype[Any]:
         """The unsigned dtype of the stored bit patterns."""
-        return bits_view(np.empty(0, self.stored_dtype)).dtype
+        return self._uint  # type: ignore[attr-defined, no-any-return]
 
     @property
     def plane_size(self) -> int:
@@ -179,7 +186,9 @@ class TensorRecord:
             else {"op": delta.op, "base": delta.base, **({"rev": True} if delta.reverse else {})},
             "compressor": self.compressor,
             "chunk_bytes": self.chunk_bytes,
-            "planes": [[layout.chunk_key(d) for d in p] for p in self.planes],
+            "planes": [
+                [layout.chunk_key(d) if self.version < 2 else d for d in p] for p in self.planes
+            ],
             "plane_stored": list(self.plane_stored),
             "stored": self.stored,
             **({"run": self.run} if self.run else {}),
@@ -192,10 +201,13 @@ class TensorRecord:
         what = f"tensor record {digest[:16]}…"
         try:
             delta = data["delta"]
+            planes = tuple(_strs(p) for p in data["planes"])
+            if any(d.startswith(layout.CHUNKS) for p in planes for d in p):  # format 1: keys
+                planes = tuple(tuple(layout.chunk_digest_of_key(d) for d in p) for p in planes)
             record = cls(
                 digest=digest,
                 dtype=_str(data["dtype"]),
-                shape=tuple(_int(x) for x in data["shape"]),
+                shape=_ints(data["shape"]),
                 scheme=data["scheme"],
                 sdtype=_str(data["sdtype"]),
                 count=_int(data["count"]),
@@ -206,15 +218,12 @@ class TensorRecord:
                 else Delta(_str(delta["op"]), _str(delta["base"]), bool(delta.get("rev"))),
                 compressor=data["compressor"],
                 chunk_bytes=_int(data["chunk_bytes"]),
-                planes=tuple(
-                    tuple(layout.chunk_digest_of_key(_str(k)) for k in p) for p in data["planes"]
-                ),
-                plane_stored=tuple(_int(x) for x in data["plane_stored"]),
+                planes=planes,
+                plane_stored=_ints(data["plane_stored"]),
                 run=_int(data.get("run", 0)),
                 fork=bool(data.get("fork", False)),
                 version=_int(data.get("v", 1)),
             )
-            record.stored_dtype  # noqa: B018 - validates the dtype name
         except (KeyError, TypeError, AttributeError, ValueError, StorageError) as exc:
             raise CorruptionError(f"{what} is corrupt ({type(exc).__name__}: {exc})") from exc
         _check_shape(record, what)
@@ -231,6 +240,20 @@ def _str(x: Any) -> str:
     return x
 
 
+def _strs(xs: Any) -> tuple[str, ...]:
+    out = tuple(xs)
+    if not all(type(x) is str for x in out):
+        raise TypeError("expected a list of str")
+    return out
+
+
+def _ints(xs: Any) -> tuple[int, ...]:
+    out = tuple(xs)
+    if not all(type(x) is int and x >= 0 for x in out):
+        raise TypeError("expected a list of non-negative ints")
+    return out
+
+
 def _int(x: Any) -> int:
     if not isinstance(x, int) or isinstance(x, bool) or x < 0:
         raise TypeError(f"expected a non-negative int, got {x!r}")
@@ -238,7 +261,7 @@ def _int(x: Any) -> int:
 
 
 def _check_shape(record: TensorRecord, what: str) -> None:
-    n = int(np.prod(record.shape, dtype=np.int64)) if record.shape else 1
+    n = math.prod(record.shape)
     planes, step = record.nplanes, record.chunk_bytes or 1
     size = n * record.stored_dtype.itemsize
     ok = (

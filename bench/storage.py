@@ -383,30 +383,37 @@ def notes(results: dict[str, dict[str, object]], sizes: dict[str, dict[str, floa
     curve = ", ".join(
         f"depth {d}: {statistics.median(v):.2f}×" for d, v in sorted(by_depth.items())
     )
+    ok_depth = max([d for d, v in by_depth.items() if statistics.median(v) >= 0.3] or [0])
     return [
         f"* Storage against the previous run: {moved}. Reverse deltas store the same number of "
         "materialised tensors as the forward sawtooth (a run is one materialised head plus "
         "`max_chain` = 8 deltas); chunks now carry a 16-byte owner salt.",
-        f"* **Newest snapshot ≥ 0.9×: {verdict(newest >= 0.9)}** ({newest:.2f}× wall, "
+        f"* **Newest snapshot ≥ 0.9×: "
+        f"{verdict(min(newest, g['read newest'][1] / g['read mat'][1]) >= 0.9)}** "
+        f"({newest:.2f}× wall, "
         f"{g['read newest'][1] / g['read mat'][1]:.2f}× CPU). With reverse deltas the newest "
         "tensor of a series is materialised (depth 0, the same chunks a `max_chain=0` archive "
         "holds), so this is parity up to this shared machine's noise; the predecessor is "
         "re-encoded against it in the same write transaction and its old chunks are deleted "
         "there (crash-safe: one LMDB transaction, tested under SIGKILL).",
-        f"* **Every snapshot ≥ 0.3×: not met** (worst {worst[1] / g['read mat'][0]:.2f}× at "
+        f"* **Every snapshot ≥ 0.3×: {verdict(worst[1] / g['read mat'][0] >= 0.3)}** "
+        f"(worst {worst[1] / g['read mat'][0]:.2f}× at "
         f"depth {worst[3]}). A read through d XOR links decodes d + 1 tensors' planes; measured "
-        f"by depth: {curve}. 0.3× needs depth ≤ 2, i.e. a materialised keyframe every 3 "
-        "checkpoints, which costs several points of storage on (a) and breaks the +0.5-point "
-        "bound; `max_chain` and `replan(alpha=…)` make that trade explicit. Note the depth per "
-        "snapshot is the maximum over its tensors: small tensors whose delta does not pay start "
-        "their runs at other checkpoints.",
-        f"* **Materialised full verified read ≥ zipnn decode: not met** "
-        f"({g['read mat'][0] / g['zipnn dec'][0]:.2f}×). zipnn Huffman-decodes the exponent "
+        f"by depth: {curve}. 0.3× holds up to depth {ok_depth} here, i.e. a materialised "
+        f"keyframe every {ok_depth + 1} checkpoints instead of every 9, which costs several "
+        "points of storage on (a) (materialised tensors store ~0.83 of raw, XOR deltas ~0.65) "
+        "and breaks the +0.5-point bound; `max_chain` and `replan(alpha=…)` make that trade "
+        "explicit.",
+        "* **Materialised full verified read ≥ zipnn decode: "
+        f"{verdict(min(g['read mat'][i] / g['zipnn dec'][i] for i in (0, 1)) >= 1.0)}** "
+        f"({g['read mat'][0] / g['zipnn dec'][0]:.2f}× wall, "
+        f"{g['read mat'][1] / g['zipnn dec'][1]:.2f}× CPU). zipnn Huffman-decodes the exponent "
         "bytes in its own C kernel; PAS pays a zstd decode of plane 0, the byte-plane "
         "interleave (blosc2 SIMD unshuffle), one CRC-32 per tensor (chunk CRCs are now skipped "
         "on full reads: the tensor CRC covers them) and page faults on the fresh output array. "
         "Item 6 (a compiled split/merge kernel) was not attempted: not measured to pay ≥ 1.3×.",
-        f"* **Write ≥ 0.5 × zstd-1: not met** ({a['write'][0] / a['zstd_series'][0]:.2f}×; "  # type: ignore[index]
+        f"* **Write ≥ 0.5 × zstd-1: {verdict(a['write'][0] >= 0.5 * a['zstd_series'][0])}** "  # type: ignore[index]
+        f"({a['write'][0] / a['zstd_series'][0]:.2f}×; "  # type: ignore[index]
         "0.19× in the previous run). Reverse deltas encode every tensor twice (materialised, "
         "plus its predecessor's delta); four per-plane zstd streams cost more than one zstd "
         "pass over raw bytes. BLAKE3 replaced SHA-256 (tensor digest ~3× faster), and the "
@@ -580,7 +587,8 @@ def main() -> None:
     worst_a = min(a["every"], key=lambda e: e[1])
     lines += ["## Goals vs measured", "",
               "Storage goals from DESIGN.md §10; speed goals (issue 13) as ratios to the anchors "
-              "timed in the same loop on workload (a), wall clock (CPU time in brackets).", "",
+              "timed in the same loop on workload (a), wall clock (CPU time in brackets); a speed "
+              "goal counts as met only when both the wall and the CPU ratio meet it.", "",
               "| goal | target | measured | met |", "|---|---|---|---|"]
 
     def row(label: str, target: str, value: float, cpu: float | None, ok: bool,
@@ -598,17 +606,19 @@ def main() -> None:
     row("bf16 weights (CNN series)", "≤ 60% of raw", rc, None, rc <= 0.6, "{:.1%}")
     new_w = ga["read newest"][0] / ga["read mat"][0]
     new_c = ga["read newest"][1] / ga["read mat"][1]
-    row("newest snapshot read / materialised read", "≥ 0.9×", new_w, new_c, new_w >= 0.9)
+    row("newest snapshot read / materialised read", "≥ 0.9×", new_w, new_c,
+        min(new_w, new_c) >= 0.9)
     ev_w = worst_a[1] / ga["read mat"][0]
     ev_c = worst_a[2] / ga["read mat"][1]
     row(f"every snapshot read / materialised (worst: depth {worst_a[3]})", "≥ 0.3×", ev_w, ev_c,
-        ev_w >= 0.3)
+        min(ev_w, ev_c) >= 0.3)
     mz_w = ga["read mat"][0] / ga["zipnn dec"][0]
     mz_c = ga["read mat"][1] / ga["zipnn dec"][1]
-    row("materialised full verified read / zipnn decode", "≥ 1.0×", mz_w, mz_c, mz_w >= 1.0)
+    row("materialised full verified read / zipnn decode", "≥ 1.0×", mz_w, mz_c,
+        min(mz_w, mz_c) >= 1.0)
     wz_w = a["write"][0] / a["zstd_series"][0]
     wz_c = a["write"][1] / a["zstd_series"][1]
-    row("write / zstd-1 encode of the raw bytes", "≥ 0.5×", wz_w, wz_c, wz_w >= 0.5)
+    row("write / zstd-1 encode of the raw bytes", "≥ 0.5×", wz_w, wz_c, min(wz_w, wz_c) >= 0.5)
     share = float(a["plane0_share"])
     row("1-of-4-plane read: bytes touched / stored (newest)", "≤ 12%", share, None,
         share <= 0.12, "{:.1%}")

@@ -1,7 +1,8 @@
 """PAS benchmark: real training checkpoints, a real pretrained fine-tune family, bf16 weights.
 
 Run: ``python bench/storage.py [--quick]``; writes ``bench/results/storage.md``.
-Every codec runs side by side in the same process on the same tensors; timings are medians.
+Every anchor is timed interleaved with the archive in the same loop (``REPEAT`` repetitions),
+on the same tensors; wall and process-CPU medians; chain-depth distribution per series.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 import argparse  # noqa: E402
+import collections  # noqa: E402
 import importlib.resources  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import shutil  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -34,7 +37,7 @@ from storage.codecs import DEFAULT_COMPRESSOR, BytePlanes, bits_view  # noqa: E4
 
 Snap = dict[str, np.ndarray]
 OUT = Path(__file__).parent / "results" / "storage.md"
-REPEAT = 3
+REPEAT = 5
 
 
 CPU: dict[int, float] = {}  # id(fn) -> median process CPU seconds of the last median_time
@@ -198,43 +201,6 @@ def anchor_sizes(snaps: list[Snap]) -> dict[str, float]:
     return out
 
 
-def anchor_speeds(snap: Snap) -> dict[str, tuple[float, float]]:
-    """Encode/decode GB/s (1 thread) of each anchor on one snapshot."""
-    import zipnn
-
-    raw = {n: a.tobytes() for n, a in snap.items()}
-    total = sum(len(b) for b in raw.values())
-    zc, zd = zstandard.ZstdCompressor(level=1), zstandard.ZstdDecompressor()
-    blosc2.set_nthreads(1)
-    res = {}
-    enc = {n: zc.compress(b) for n, b in raw.items()}
-    res["zstd-1 raw"] = (
-        total / median_time(lambda: [zc.compress(b) for b in raw.values()]),
-        total / median_time(lambda: [zd.decompress(c) for c in enc.values()]),
-    )
-    kw = {"clevel": 1, "codec": blosc2.Codec.ZSTD, "filters": [blosc2.Filter.SHUFFLE]}
-    isz = {n: a.dtype.itemsize for n, a in snap.items()}
-    benc = {n: blosc2.compress2(b, typesize=isz[n], **kw) for n, b in raw.items()}
-    res["blosc2 shuffle+zstd1"] = (
-        total
-        / median_time(lambda: [blosc2.compress2(b, typesize=isz[n], **kw) for n, b in raw.items()]),
-        total / median_time(lambda: [blosc2.decompress2(c) for c in benc.values()]),
-    )
-    first = next(iter(snap.values()))
-    kind = "bfloat16" if first.dtype == ml_dtypes.bfloat16 else "float32"
-    z = zipnn.ZipNN(bytearray_dtype=kind, threads=1)
-    zenc = {n: z.compress(bytearray(b)) for n, b in raw.items()}
-    res["zipnn"] = (
-        total / median_time(lambda: [z.compress(bytearray(b)) for b in raw.values()]),
-        total / median_time(lambda: [z.decompress(c) for c in zenc.values()]),
-    )
-    flat = np.concatenate([a.reshape(-1).view(np.uint8) for a in snap.values()])
-    dst = np.empty_like(flat)
-    copy = total / median_time(lambda: np.copyto(dst, flat))
-    res["memcpy"] = (copy, copy)
-    return {k: (a / 1e9, b / 1e9) for k, (a, b) in res.items()}
-
-
 def level_sweep(snaps: list[Snap], levels: tuple[int, ...] = (-1, 1, 3, 6)) -> list[tuple]:
     """Per byte plane and zstd level on the planes PAS actually stores for a checkpoint series
     (snapshot 0 materialised, then XOR deltas against the previous checkpoint), 1 MiB chunks:
@@ -282,6 +248,17 @@ def level_sweep(snaps: list[Snap], levels: tuple[int, ...] = (-1, 1, 3, 6)) -> l
 # ------------------------------------------------------------------ PAS
 
 
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one call."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
+
+
+def _med(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return (statistics.median(w for w, _ in samples), statistics.median(c for _, c in samples))
+
+
 def pas_run(
     snaps: list[Snap],
     bases: list[list[str]],
@@ -289,70 +266,130 @@ def pas_run(
     tag: str,
     op: str = "xor",
     threads: int = 1,
+    anchors: bool = True,
 ) -> dict[str, object]:
+    """Write the series and read it back, with every anchor timed in the same loop iteration
+    (``REPEAT`` times): each repetition writes a fresh archive, then reads the newest snapshot,
+    every snapshot, the newest with 1 of its planes, and the same tensors from a materialised
+    archive (``max_chain=0``), interleaved with zstd-1 / blosc2 / zipnn encode and decode and a
+    memcpy of the same bytes. Returns medians (wall, CPU) per measurement."""
+    import zipnn
+
     ids = [f"{tag}/{i}" for i in range(len(snaps))]
     raw = sum(a.nbytes for s in snaps for a in s.values())
-    with Archive.open(
-        tmp / f"{tag}-{op}-{threads}", sync=False, delta_op=op, threads=threads
-    ) as ar:
-        t, c = time.perf_counter(), time.process_time()
-        for sid, snap, b in zip(ids, snaps, bases):
-            ar.write_snapshot(sid, snap, bases=b)
-        write_s, write_cpu = time.perf_counter() - t, time.process_time() - c
-        stats = ar.stats()
-        last = ids[-1]
-        nbytes = sum(a.nbytes for a in snaps[-1].values())
-        mat = ids[0]
-        mat_bytes = sum(a.nbytes for a in snaps[0].values())
-        depth = 0  # delta links behind the latest snapshot's largest tensor
-        per_tensor = stats.per_tensor
-        biggest = max(snaps[-1], key=lambda n: snaps[-1][n].nbytes)
-        digest = ar.manifest(last)["tensors"][biggest]
-        while (base := per_tensor[digest]["base"]) is not None:
-            depth, digest = depth + 1, base
-        ar._cache.clear()
+    newest = snaps[-1]
+    nbytes = sum(a.nbytes for a in newest.values())
+    series_raw = [a.tobytes() for s in snaps for a in s.values()]
+    new_raw = {n: a.tobytes() for n, a in newest.items()}
+    isz = {n: a.dtype.itemsize for n, a in newest.items()}
+    zc, zd = zstandard.ZstdCompressor(level=1), zstandard.ZstdDecompressor()
+    blosc2.set_nthreads(1)
+    kw = {"clevel": 1, "codec": blosc2.Codec.ZSTD, "filters": [blosc2.Filter.SHUFFLE]}
+    kind = "bfloat16" if next(iter(newest.values())).dtype == ml_dtypes.bfloat16 else "float32"
+    z = zipnn.ZipNN(bytearray_dtype=kind, threads=1)
+    zenc = {n: zc.compress(b) for n, b in new_raw.items()}
+    benc = {n: blosc2.compress2(b, typesize=isz[n], **kw) for n, b in new_raw.items()}
+    nenc = {n: z.compress(bytearray(b)) for n, b in new_raw.items()}
+    flat = np.concatenate([a.reshape(-1).view(np.uint8) for a in newest.values()])
+    dst = np.empty_like(flat)
+    t: dict[str, list[tuple[float, float]]] = {}
 
-        def rd_last() -> None:
-            ar._cache.clear()
-            ar.read_snapshot(last)
+    def rec(key: str, fn: Callable[[], object]) -> None:
+        t.setdefault(key, []).append(_timed(fn))
 
-        def rd_last1() -> None:
-            ar._cache.clear()
-            ar.read_snapshot(last, planes=1)
+    mat = Archive.open(tmp / f"{tag}-{op}-{threads}-mat", sync=False, max_chain=0, threads=threads)
+    mat.write_snapshot("m", newest)
+    ar = None
+    for rep in range(REPEAT):
+        if ar is not None:
+            ar.close()
+        ar = Archive.open(
+            tmp / f"{tag}-{op}-{threads}-{rep}", sync=False, delta_op=op, threads=threads
+        )
+        a = ar
 
-        def rd_mat() -> None:
-            ar._cache.clear()
-            ar.read_snapshot(mat)
+        def write(a: Archive = a) -> None:
+            for sid, snap, b in zip(ids, snaps, bases):
+                a.write_snapshot(sid, snap, bases=b)
 
-        def rd_mat1() -> None:
-            ar._cache.clear()
-            ar.read_snapshot(mat, planes=1)
+        rec("write", write)
+        if anchors:
+            rec("zstd-1 enc series", lambda: [zc.compress(b) for b in series_raw])
 
-        full, one = median_time(rd_last), median_time(rd_last1)
-        full_mat, one_mat = median_time(rd_mat), median_time(rd_mat1)
-        cpu = {
-            k: CPU[id(f)]
-            for k, f in (("full", rd_last), ("one", rd_last1), ("mat", rd_mat), ("mat1", rd_mat1))
-        }
-        ok = ar.verify().ok
-        graph, _ = ar.storage_graph()
+        def read(sid: str, planes: int | None = None, a: Archive = a) -> None:
+            a._cache.clear()
+            a.read_snapshot(sid, planes=planes)
+
+        def read_mat(planes: int | None = None) -> None:
+            mat._cache.clear()
+            mat.read_snapshot("m", planes=planes)
+
+        for sid in ids:  # untimed: map the pages this repetition just wrote
+            read(sid)
+        read_mat()
+        pairs = [
+            ("read newest", lambda: read(ids[-1])),
+            ("read mat", read_mat),
+            ("read newest 1 plane", lambda: read(ids[-1], 1)),
+            ("read mat 1 plane", lambda: read_mat(1)),
+        ]
+        for key, fn in pairs if rep % 2 == 0 else pairs[::-1]:  # alternate the order
+            rec(key, fn)
+        for sid in ids:
+            rec("read " + sid, lambda sid=sid: read(sid))
+        if anchors:
+            rec("zstd-1 enc", lambda: [zc.compress(b) for b in new_raw.values()])
+            rec("zstd-1 dec", lambda: [zd.decompress(c) for c in zenc.values()])
+            rec(
+                "blosc2 enc",
+                lambda: [blosc2.compress2(b, typesize=isz[n], **kw) for n, b in new_raw.items()],
+            )
+            rec("blosc2 dec", lambda: [blosc2.decompress2(c) for c in benc.values()])
+            rec("zipnn enc", lambda: [z.compress(bytearray(b)) for b in new_raw.values()])
+            rec("zipnn dec", lambda: [z.decompress(c) for c in nenc.values()])
+            rec("memcpy", lambda: np.copyto(dst, flat))
+        if rep:
+            shutil.rmtree(tmp / f"{tag}-{op}-{threads}-{rep - 1}", ignore_errors=True)
+    assert ar is not None
+    med = {k: _med(v) for k, v in t.items()}
+    stats = ar.stats()
+    snap_stats = {sid: ar.snapshot_stats(sid) for sid in ids}
+    man = ar.manifest(ids[-1])["tensors"]
+    plane0 = sum(stats.per_tensor[d]["plane_stored"][0] for d in set(man.values()))
+    newest_stored = snap_stats[ids[-1]]["read_bytes"]
+    ok = ar.verify().ok
+    graph, _ = ar.storage_graph()
+    ar.close()
+    mat.close()
+    gbs = {k: (nbytes / w / 1e9, nbytes / c / 1e9) for k, (w, c) in med.items()}
+    snap_bytes = [sum(a.nbytes for a in s.values()) for s in snaps]
+    every = [
+        (
+            sid,
+            snap_bytes[i] / med["read " + sid][0] / 1e9,
+            snap_bytes[i] / med["read " + sid][1] / 1e9,
+            snap_stats[sid]["chain_depth"],
+        )
+        for i, sid in enumerate(ids)
+    ]
     return {
         "raw": raw,
         "stored": stats.stored_bytes,
         "per_plane": stats.per_plane,
-        "write_gbs": raw / write_s / 1e9,
-        "read_last_gbs": nbytes / full / 1e9,
-        "read_mat_gbs": mat_bytes / full_mat / 1e9,
-        "speedup_last": full / one,
-        "speedup_mat": full_mat / one_mat,
         "verified": ok,
         "graph": graph,
-        "write_cpu_gbs": raw / write_cpu / 1e9,
-        "read_last_cpu_gbs": nbytes / cpu["full"] / 1e9,
-        "read_mat_cpu_gbs": mat_bytes / cpu["mat"] / 1e9,
-        "speedup_mat_cpu": cpu["mat"] / cpu["mat1"],
-        "speedup_last_cpu": cpu["full"] / cpu["one"],
-        "depth": depth,
+        "gbs": gbs,
+        "every": every,
+        "write": (raw / med["write"][0] / 1e9, raw / med["write"][1] / 1e9),
+        "zstd_series": (
+            raw / med["zstd-1 enc series"][0] / 1e9,
+            raw / med["zstd-1 enc series"][1] / 1e9,
+        )
+        if anchors
+        else None,
+        "depths": collections.Counter(s["chain_depth"] for s in snap_stats.values()),
+        "read_bytes": {sid: s["read_bytes"] for sid, s in snap_stats.items()},
+        "plane0_share": plane0 / newest_stored if newest_stored else 0.0,
     }
 
 
@@ -376,6 +413,85 @@ def _has_isal() -> bool:
     except ImportError:
         return False
     return True
+
+
+# Storage ratios of the previous run (before reverse deltas / format 2), for the +0.5-point check
+PREVIOUS = {
+    "(a) CNN checkpoints fp32": 0.673,
+    "(b) MiniLM fine-tune family fp32": 0.244,
+    "(c1) CNN checkpoints bf16": 0.416,
+    "(c2) MiniLM family bf16": 0.167,
+}
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
+def notes(results: dict[str, dict[str, object]], sizes: dict[str, dict[str, float]]) -> list[str]:
+    """The reading of this run's numbers."""
+    a = results["(a) CNN checkpoints fp32"]
+    g = a["gbs"]
+    assert isinstance(g, dict)
+    every = a["every"]
+    assert isinstance(every, list)
+    worst = min(every, key=lambda e: e[1])
+    moved = ", ".join(
+        f"{n.split()[0]} {float(results[n]['stored']) / float(results[n]['raw']):.1%} "
+        f"(was {p:.1%}, {100 * (float(results[n]['stored']) / float(results[n]['raw']) - p):+.1f}"
+        " points)"
+        for n, p in PREVIOUS.items()
+    )
+    by_depth: dict[int, list[float]] = {}
+    for _, w, _, d in every:
+        by_depth.setdefault(d, []).append(w / g["read mat"][0])
+    newest = g["read newest"][0] / g["read mat"][0]
+    curve = ", ".join(
+        f"depth {d}: {statistics.median(v):.2f}×" for d, v in sorted(by_depth.items())
+    )
+    ok_depth = max([d for d, v in by_depth.items() if statistics.median(v) >= 0.3] or [0])
+    return [
+        f"* Storage against the previous run: {moved}. Reverse deltas store the same number of "
+        "materialised tensors as the forward sawtooth (a run is one materialised head plus "
+        "`max_chain` = 8 deltas); chunks now carry a 16-byte owner salt.",
+        f"* **Newest snapshot ≥ 0.9×: "
+        f"{verdict(min(newest, g['read newest'][1] / g['read mat'][1]) >= 0.9)}** "
+        f"({newest:.2f}× wall, "
+        f"{g['read newest'][1] / g['read mat'][1]:.2f}× CPU). With reverse deltas the newest "
+        "tensor of a series is materialised (depth 0, the same chunks a `max_chain=0` archive "
+        "holds), so this is parity up to this shared machine's noise; the predecessor is "
+        "re-encoded against it in the same write transaction and its old chunks are deleted "
+        "there (crash-safe: one LMDB transaction, tested under SIGKILL).",
+        f"* **Every snapshot ≥ 0.3×: {verdict(worst[1] / g['read mat'][0] >= 0.3)}** "
+        f"(worst {worst[1] / g['read mat'][0]:.2f}× at "
+        f"depth {worst[3]}). A read through d XOR links decodes d + 1 tensors' planes; measured "
+        f"by depth: {curve}. 0.3× holds up to depth {ok_depth} here, i.e. a materialised "
+        f"keyframe every {ok_depth + 1} checkpoints instead of every 9, which costs several "
+        "points of storage on (a) (materialised tensors store ~0.83 of raw, XOR deltas ~0.65) "
+        "and breaks the +0.5-point bound; `max_chain` and `replan(alpha=…)` make that trade "
+        "explicit.",
+        "* **Materialised full verified read ≥ zipnn decode: "
+        f"{verdict(min(g['read mat'][i] / g['zipnn dec'][i] for i in (0, 1)) >= 1.0)}** "
+        f"({g['read mat'][0] / g['zipnn dec'][0]:.2f}× wall, "
+        f"{g['read mat'][1] / g['zipnn dec'][1]:.2f}× CPU). zipnn Huffman-decodes the exponent "
+        "bytes in its own C kernel; PAS pays a zstd decode of plane 0, the byte-plane "
+        "interleave (blosc2 SIMD unshuffle), one CRC-32 per tensor (chunk CRCs are now skipped "
+        "on full reads: the tensor CRC covers them) and page faults on the fresh output array. "
+        "Item 6 (a compiled split/merge kernel) was not attempted: not measured to pay ≥ 1.3×.",
+        f"* **Write ≥ 0.5 × zstd-1: {verdict(a['write'][0] >= 0.5 * a['zstd_series'][0])}** "  # type: ignore[index]
+        f"({a['write'][0] / a['zstd_series'][0]:.2f}×; "  # type: ignore[index]
+        "0.19× in the previous run). Reverse deltas encode every tensor twice (materialised, "
+        "plus its predecessor's delta); four per-plane zstd streams cost more than one zstd "
+        "pass over raw bytes. BLAKE3 replaced SHA-256 (tensor digest ~3× faster), and the "
+        "write no longer faults in fresh pages for plane splits, deltas and the cached copy "
+        "(page faults cost about as much as the work on this VM).",
+        f"* **1-of-4-plane read ≤ 12%: {verdict(float(a['plane0_share']) <= 0.12)}** "  # type: ignore[arg-type]
+        f"({float(a['plane0_share']):.1%} of the newest "  # type: ignore[arg-type]
+        "snapshot's stored bytes). Its *time* speedup stays near 2× locally: the plane-0 zstd "
+        "decode dominates both reads.",
+        "* Chain depth and read bytes per snapshot come from `Archive.snapshot_stats(id)` "
+        "(`chain_depth`, `read_bytes`), the figures `dlv stats --json` / `dlv desc` show.",
+    ]
 
 
 def mb(x: float) -> str:
@@ -417,16 +533,16 @@ def main() -> None:
     }
     results: dict[str, dict[str, object]] = {}
     sizes: dict[str, dict[str, float]] = {}
-    speeds: dict[str, dict[str, tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (snaps, bases) in workloads.items():
             tag = name.split()[0]
             results[name] = pas_run(snaps, bases, Path(tmp), tag)
             if name.startswith("(a)"):
-                results[name + " [sub delta]"] = pas_run(snaps, bases, Path(tmp), tag, op="sub")
+                results[name + " [sub delta]"] = pas_run(
+                    snaps, bases, Path(tmp), tag, op="sub", anchors=False
+                )
                 results[name + " [2 threads]"] = pas_run(snaps, bases, Path(tmp), tag, threads=2)
             sizes[name] = anchor_sizes(snaps)
-            speeds[name] = anchor_speeds(snaps[-1])
             print(name, "done", round(time.time() - t0), "s")
 
     lines += [
@@ -483,36 +599,64 @@ def main() -> None:
         "",
         "## Speed (GB/s of raw tensor bytes, one thread)",
         "",
-        "Wall-clock medians; in brackets the same from process CPU time (GB per CPU-second: "
-        "time actually spent on a core, robust to the other jobs sharing this machine). "
-        "Chain depth = delta links behind the latest snapshot's largest tensor.",
+        f"Medians of {REPEAT} repetitions; each repetition writes the series into a fresh "
+        "archive and then times, back to back in the same loop, PAS's reads and the anchors' "
+        "encode/decode of the newest snapshot's tensors. In brackets the same from process "
+        "CPU time (GB per CPU-second: robust to the other jobs sharing this machine). "
+        "*mat.* = the newest snapshot's tensors stored materialised (`max_chain=0`), the "
+        "reference for delta reads. *worst* = the slowest snapshot of the series.",
         "",
-        "| workload | PAS write | PAS read (latest, through its delta chain) | chain depth | "
-        "PAS read (materialised snapshot) | 1-of-4-plane speedup (latest / materialised) |"
-        " verified | zstd-1 enc/dec | blosc2 enc/dec | zipnn enc/dec | memcpy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| workload | PAS write (series) | zstd-1 enc (series) | PAS read newest | PAS read "
+        "mat. | PAS read worst (depth) | 1-of-4-plane speedup newest / mat. | verified | "
+        "zstd-1 enc/dec | blosc2 enc/dec | zipnn enc/dec | memcpy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     speed_rows = [*workloads, "(a) CNN checkpoints fp32 [2 threads]"]
+
+    def pair(x: tuple[float, float]) -> str:
+        return f"{x[0]:.2f} ({x[1]:.2f})"
+
     for name in speed_rows:
-        r, sp = results[name], speeds[name.replace(" [2 threads]", "")]
+        r = results[name]
+        g = r["gbs"]
+        worst = min(r["every"], key=lambda e: e[1])
+        sp1 = g["read newest 1 plane"][0] / g["read newest"][0]
+        spm = g["read mat 1 plane"][0] / g["read mat"][0]
         lines.append(
-            f"| {name} | {r['write_gbs']:.2f} ({r['write_cpu_gbs']:.2f}) | "
-            f"{r['read_last_gbs']:.2f} ({r['read_last_cpu_gbs']:.2f}) | {r['depth']} | "
-            f"{r['read_mat_gbs']:.2f} ({r['read_mat_cpu_gbs']:.2f}) | "
-            f"{r['speedup_last']:.1f}× / {r['speedup_mat']:.1f}× "
-            f"({r['speedup_last_cpu']:.1f}× / {r['speedup_mat_cpu']:.1f}×) | "
+            f"| {name} | {pair(r['write'])} | {pair(r['zstd_series'])} | "
+            f"{pair(g['read newest'])} | {pair(g['read mat'])} | "
+            f"{worst[1]:.2f} ({worst[2]:.2f}), depth {worst[3]} | {sp1:.1f}× / {spm:.1f}× | "
             f"{r['verified']} | "
             + " | ".join(
-                f"{sp[k][0]:.2f} / {sp[k][1]:.2f}"
-                for k in ("zstd-1 raw", "blosc2 shuffle+zstd1", "zipnn")
+                f"{g[k + ' enc'][0]:.2f} / {g[k + ' dec'][0]:.2f}"
+                for k in ("zstd-1", "blosc2", "zipnn")
             )
-            + f" | {sp['memcpy'][0]:.1f} |"
+            + f" | {g['memcpy'][0]:.1f} |"
         )
     lines += [
         "",
         "The 2-thread row is the same archive code with `Archive(threads=2)` "
         "(byte planes decoded/encoded concurrently); its CPU-time figures count both "
         "threads. The goals below are per core, so they use the single-thread rows.",
+        "",
+    ]
+    lines += [
+        "### Chain depth per series (snapshots at each depth) and bytes a full read touches",
+        "",
+        "| workload | depth: snapshots | max read bytes / snapshot raw |",
+        "|---|---|---|",
+    ]
+    for name in [*workloads, "(a) CNN checkpoints fp32 [sub delta]"]:
+        r = results[name]
+        depths = r["depths"]
+        dist = ", ".join(f"{d}: {n}" for d, n in sorted(depths.items()))  # type: ignore[union-attr]
+        snaps_raw = float(r["raw"]) / len(r["every"])  # type: ignore[arg-type]
+        worst_read = max(r["read_bytes"].values()) / snaps_raw  # type: ignore[union-attr]
+        lines.append(f"| {name} | {dist} | {worst_read:.2f} |")
+    lines += [
+        "",
+        "Per-snapshot read speed on (a), GB/s wall (depth): "
+        + ", ".join(f"{e[1]:.2f} ({e[3]})" for e in results["(a) CNN checkpoints fp32"]["every"]),
         "",
     ]
     lines += [
@@ -564,129 +708,69 @@ def main() -> None:
     a, b = results["(a) CNN checkpoints fp32"], results["(b) MiniLM fine-tune family fp32"]
     c = results["(c1) CNN checkpoints bf16"]
     b_changed = sizes["(b) MiniLM fine-tune family fp32"]["changed layers only"]
-    t2 = results["(a) CNN checkpoints fp32 [2 threads]"]
+    ga = a["gbs"]
+    worst_a = min(a["every"], key=lambda e: e[1])
     lines += [
-        "## Goals (DESIGN.md §10) vs measured",
+        "## Goals vs measured",
         "",
-        "Speed goals are per core: judged on the single-thread wall-clock median "
-        "(conservative on a shared machine); the CPU-time figure and the 2-thread run are "
-        "shown beside it.",
+        "Storage goals from DESIGN.md §10; speed goals (issue 13) as ratios to the anchors "
+        "timed in the same loop on workload (a), wall clock (CPU time in brackets); a speed "
+        "goal counts as met only when both the wall and the CPU ratio meet it.",
         "",
-        "| goal | target | measured (1 thread, wall) | 1 thread, CPU time | 2 threads, wall "
-        "| met |",
-        "|---|---|---|---|---|---|",
+        "| goal | target | measured | met |",
+        "|---|---|---|---|",
     ]
-    goals = [
-        (
-            "fp32 checkpoint series, lossless",
-            "≤ 70% of raw",
-            float(a["stored"]) / float(a["raw"]),
-            None,
-            None,
-            lambda v: v <= 0.70,
-            "{:.1%}",
-        ),
-        (
-            "fine-tune family",
-            "≤ 0.8 × changed-layers-only",
-            float(b["stored"]) / b_changed,
-            None,
-            None,
-            lambda v: v <= 0.8,
-            "{:.2f}×",
-        ),
-        (
-            "bf16 weights (CNN series)",
-            "≤ 60% of raw",
-            float(c["stored"]) / float(c["raw"]),
-            None,
-            None,
-            lambda v: v <= 0.6,
-            "{:.1%}",
-        ),
-        (
-            "full read, verified (materialised, fp32 CNN)",
-            "≥ 1.5 GB/s/core",
-            float(a["read_mat_gbs"]),
-            float(a["read_mat_cpu_gbs"]),
-            float(t2["read_mat_gbs"]),
-            lambda v: v >= 1.5,
-            "{:.2f} GB/s",
-        ),
-        (
-            f"full read through delta chain (fp32 CNN, depth {a['depth']})",
-            "≥ 1.5 GB/s/core",
-            float(a["read_last_gbs"]),
-            float(a["read_last_cpu_gbs"]),
-            float(t2["read_last_gbs"]),
-            lambda v: v >= 1.5,
-            "{:.2f} GB/s",
-        ),
-        (
-            "1-of-4-plane read speedup (materialised)",
-            "≥ 4×",
-            float(a["speedup_mat"]),
-            float(a["speedup_mat_cpu"]),
-            float(t2["speedup_mat"]),
-            lambda v: v >= 4,
-            "{:.1f}×",
-        ),
-        (
-            "write",
-            "≥ 0.5 GB/s/core",
-            float(a["write_gbs"]),
-            float(a["write_cpu_gbs"]),
-            float(t2["write_gbs"]),
-            lambda v: v >= 0.5,
-            "{:.2f} GB/s",
-        ),
-    ]
-    for label, target, value, cpu, two, test, fmt in goals:
-        extra = " | ".join("–" if x is None else fmt.format(x) for x in (cpu, two))
+
+    def row(
+        label: str, target: str, value: float, cpu: float | None, ok: bool, fmt: str = "{:.2f}×"
+    ) -> None:
+        extra = "" if cpu is None else f" ({fmt.format(cpu)})"
         lines.append(
-            f"| {label} | {target} | {fmt.format(value)} | {extra} | "
-            f"{'yes' if test(value) else '**no**'} |"
+            f"| {label} | {target} | {fmt.format(value)}{extra} | {'yes' if ok else '**no**'} |"
         )
-    sa = speeds["(a) CNN checkpoints fp32"]
-    lines += [
-        "",
-        "## Notes (honest reading)",
-        "",
-        "* Ratios to the anchors measured in this same run on workload (a) (wall clock): "
-        f"PAS materialised read = {a['read_mat_gbs'] / sa['zstd-1 raw'][1]:.1f}× zstd-1 "
-        f"decode of the raw bytes, {a['read_mat_gbs'] / sa['blosc2 shuffle+zstd1'][1]:.2f}×"
-        f" blosc2 shuffle+zstd1 decode, {a['read_mat_gbs'] / sa['zipnn'][1]:.2f}× zipnn "
-        f"decode, {a['read_mat_gbs'] / sa['memcpy'][0]:.2f}× memcpy; PAS write = "
-        f"{a['write_gbs'] / sa['zstd-1 raw'][0]:.2f}× zstd-1 encode of the raw bytes. "
-        "PAS's read also checks a CRC-32 per chunk and per tensor; its write also hashes "
-        "every tensor and every chunk with SHA-256 (content addressing), sizes delta "
-        "candidates and keeps a private copy of each written tensor as the next delta "
-        "base. The anchors carry none of that.",
-        "* Where the time goes (cProfile, workload (a)): a materialised read is dominated by "
-        "zstd decoding of the sign/exponent plane (~1 GB/s on this machine, "
-        "the other planes are mostly stored raw) and the byte-plane interleave (blosc2's "
-        "SIMD unshuffle, ~5 GB/s incl. page faults of the fresh output, vs ~2.5 GB/s for "
-        "numpy column copies; used once blosc2 is imported or 256 MiB were merged, since "
-        "importing it costs ~0.35 s). The 1-of-4-plane read pays that same plane-0 decode, "
-        "so its speedup is capped near 2× while the low planes are stored raw: the full "
-        "read got faster than the partial one (both got faster in absolute terms). "
-        "Measured and rejected for plane 0: blosc2 bitshuffle+LZ4 decodes ~2× faster but "
-        "stores 0.51 instead of 0.36 of raw; zstd -1 on plane 1 would add ~4.5 points of "
-        "storage (see the sweep) and break the 70% goal. A read "
-        f"through a delta chain decodes every link (depth {a['depth']} here: "
-        f"{a['depth'] + 1} tensors' planes; XOR-delta planes 0–1 are zstd-coded), so it "
-        "costs ≈ (depth + 1) × a materialised read; `max_chain` / `replan(alpha=…)` bound "
-        "it. A write is dominated by zstd-1 encoding of planes 0–1 (0.4–0.5 GB/s here), "
-        "then the two SHA-256 passes (~1.2 GB/s each with SHA-NI).",
-        "* Speed goals not met stay not met: 1.5 GB/s per core would need the plane-0 "
-        "decode alone at ≥ 3 GB/s; 0.5 GB/s writes are above even the zstd-1 raw encode "
-        "anchor on this machine. The research anchors (zstd-1 ~1.5 GB/s decode) are from "
-        "faster, unshared cores; this 2-core VM runs the reference codecs 2–3× slower.",
-        "* Previous run of this benchmark, before the speed work (same machine, different "
-        "load): full read materialised 0.54 GB/s, through the delta chain 0.15 GB/s, "
-        "1-of-4-plane speedup 2.3× (materialised), write 0.12 GB/s; storage 67.1% on (a).",
-        "",
-    ]
+
+    ratio_a = float(a["stored"]) / float(a["raw"])
+    row("fp32 checkpoint series, lossless", "≤ 70% of raw", ratio_a, None, ratio_a <= 0.7, "{:.1%}")
+    fam = float(b["stored"]) / b_changed
+    row("fine-tune family", "≤ 0.8 × changed-layers-only", fam, None, fam <= 0.8)
+    rc = float(c["stored"]) / float(c["raw"])
+    row("bf16 weights (CNN series)", "≤ 60% of raw", rc, None, rc <= 0.6, "{:.1%}")
+    new_w = ga["read newest"][0] / ga["read mat"][0]
+    new_c = ga["read newest"][1] / ga["read mat"][1]
+    row(
+        "newest snapshot read / materialised read", "≥ 0.9×", new_w, new_c, min(new_w, new_c) >= 0.9
+    )
+    ev_w = worst_a[1] / ga["read mat"][0]
+    ev_c = worst_a[2] / ga["read mat"][1]
+    row(
+        f"every snapshot read / materialised (worst: depth {worst_a[3]})",
+        "≥ 0.3×",
+        ev_w,
+        ev_c,
+        min(ev_w, ev_c) >= 0.3,
+    )
+    mz_w = ga["read mat"][0] / ga["zipnn dec"][0]
+    mz_c = ga["read mat"][1] / ga["zipnn dec"][1]
+    row(
+        "materialised full verified read / zipnn decode",
+        "≥ 1.0×",
+        mz_w,
+        mz_c,
+        min(mz_w, mz_c) >= 1.0,
+    )
+    wz_w = a["write"][0] / a["zstd_series"][0]
+    wz_c = a["write"][1] / a["zstd_series"][1]
+    row("write / zstd-1 encode of the raw bytes", "≥ 0.5×", wz_w, wz_c, min(wz_w, wz_c) >= 0.5)
+    share = float(a["plane0_share"])
+    row(
+        "1-of-4-plane read: bytes touched / stored (newest)",
+        "≤ 12%",
+        share,
+        None,
+        share <= 0.12,
+        "{:.1%}",
+    )
+    lines += ["", "## Notes (honest reading)", "", *notes(results, sizes), ""]
     lines += ["", f"Total benchmark time {time.time() - t0:.0f} s.", ""]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(lines))

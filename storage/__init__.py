@@ -22,11 +22,17 @@ Public API
     threads=1)`` wraps any :class:`Store` (``DEFAULT_COMPRESSOR``: zstd level 1 on the two high
     byte planes, -1 on the low ones; ``threads > 1`` decodes/encodes byte planes concurrently).
     Do not share an open archive across ``fork()``; open one per process.
-``write_snapshot(snapshot_id, tensors, *, bases=(), scheme=None) -> SnapshotInfo``
+``write_snapshot(snapshot_id, tensors, *, bases=(), scheme=None, pending=False) -> SnapshotInfo``
     One write transaction: chunks first, manifest last. Identical tensors (same bytes, dtype,
     shape, scheme) are stored once; ``bases`` name earlier snapshots whose same-named tensors are
-    candidate delta bases (the smallest of materialise / delta is kept, chains ≤ ``max_chain``).
-    ``scheme`` is an optional lossy :class:`Scheme` (or ``{name: Scheme}``), recorded per tensor.
+    candidate delta bases. A linear series uses **reverse deltas**: the new tensor is stored
+    materialised and its predecessor re-encoded as a delta against it in the same transaction
+    (its old chunks deleted there too), so the newest snapshot reads at materialised speed;
+    every ``max_chain + 1``-th tensor of a run starts a new materialised keyframe. When a
+    tensor gets a second successor (fine-tunes of one base) it is materialised again and the
+    siblings keep forward deltas against it. ``scheme`` is an optional lossy :class:`Scheme`
+    (or ``{name: Scheme}``), recorded per tensor. ``pending=True`` marks the snapshot pending
+    until ``mark_committed(id)``: ``gc`` keeps it meanwhile.
 ``read_snapshot(snapshot_id, *, planes=None) -> dict[str, np.ndarray]``
 ``read_tensor(snapshot_id, name, *, planes=None) -> np.ndarray``
     Bit-exact reads (every chunk's CRC-32 and the reconstructed tensor's CRC-32 are checked;
@@ -37,9 +43,15 @@ Public API
     Every non-NaN true value lies in ``[lo, hi]``; see the method for NaN/inf rules.
 ``has_snapshot(id)``, ``list_snapshots()``, ``manifest(id)``, ``delete_snapshot(id)``
 ``stats() -> ArchiveStats``  raw/stored bytes in total, per plane, per tensor, per snapshot.
-``snapshot_stats(id) -> {"raw", "stored"}``  one snapshot's bytes, without a full scan.
+``snapshot_stats(id) -> {"raw", "stored", "chain_depth", "read_bytes"}``  one snapshot's bytes
+    without a full scan; ``chain_depth``: delta links to a materialised tensor (max over its
+    tensors); ``read_bytes``: stored bytes a full read touches (its chains' chunks, once each).
 ``verify() -> VerifyReport``  every chunk (CRC + SHA-256 key) and every tensor (decoded CRC).
-``gc(live_snapshot_ids=None) -> GCResult``  drop unreferenced tensors and chunks.
+``gc(live_snapshot_ids=None, *, grace_s=0.0, pending_grace_s=86400.0) -> GCResult``  drop
+    snapshots not listed as live (except those younger than ``grace_s`` and pending ones
+    younger than ``pending_grace_s``), then unreferenced tensors and chunks.
+``mark_committed(id)``  clear a snapshot's pending mark (commit protocol: weights first,
+    ``pending=True``; then the graph transaction; then ``mark_committed``).
 ``snapshot_chunks(id) -> list[str]``  digests of every chunk a snapshot needs (through its
     delta chains): what another archive must hold to rebuild it.
 ``missing_chunks(digests) -> list[str]``  which of ``digests`` this archive lacks.
@@ -57,6 +69,24 @@ Public API
     Solve the storage plan (``mst``, ``spt``, ``last``, ``pas-mt``, ``pas-pt``; retrieval
     scheme ``independent`` or ``parallel``; θ_i = α · C_r(SPT, s_i)) and rewrite only tensors
     whose base changes, one transaction each, in an order that is consistent after any crash.
+
+Integrity: every record the archive reads is verified. Manifests, tensor records and planner
+edges are sealed with a CRC-32 and name their own key, chunks carry a CRC-32 and are addressed
+by a digest of their stored bytes, and every reconstructed tensor is checked against its CRC;
+damage raises a one-line :class:`CorruptionError` naming the snapshot, never a ``KeyError`` or
+wrong names or values. LMDB errors surface as :class:`StorageError`. (LMDB 0.9 has no page
+checksums: a damaged page header can still make LMDB itself fault; the store pads the file so
+that this is rare — see ``tests/storage/test_corruption.py``.)
+
+Format: archives are format 2: sealed records; tensor digests are BLAKE3 (was SHA-256) of the
+dtype/shape/scheme header and the bit patterns; chunks are *owned* (framed with a 16-byte salt
+of their record: tensor digest, base, plane, index) and keyed by BLAKE3 of the stored value, so
+each chunk belongs to one record and re-encoding a record may delete its old chunks at once;
+a full read checks the reconstructed tensor's CRC-32 only (it covers every chunk), a partial
+read checks every chunk's CRC-32, and a failed full read re-checks the chunks to name the
+damaged one. Format-1 archives (plain-JSON records, SHA-256 digests, shared chunks) still read
+and mix with new records; opening one for writing marks it format 2, which older code
+refuses to open; their shared chunks are only ever removed by ``gc``.
 
 Layout and records: :mod:`storage.layout` is the one module that spells the store keys;
 :mod:`storage.records` holds the typed records (``TensorRecord``, ``Manifest``, ``Delta``).

@@ -20,20 +20,29 @@ from pathlib import Path
 import lmdb
 
 from storage.abc import Store, Txn, Value, check_key, check_value
-from storage.errors import InvalidInputError, ReadOnlyError, StorageError
+from storage.errors import CorruptionError, InvalidInputError, ReadOnlyError, StorageError
 
 DEFAULT_MAP_SIZE = 1 << 30
 _HEADROOM = 64 << 20
+_PAD = 256 << 10
 
 
 class _LMDBTxn(Txn):
-    def __init__(self, txn: lmdb.Transaction, write: bool) -> None:
+    def __init__(self, txn: lmdb.Transaction, write: bool, limit: int) -> None:
         self._txn = txn
         self.write = write
+        self._limit = limit  # no value can be longer than the file
 
     def get(self, key: str) -> Value | None:
         # docstring inherited
-        return self._txn.get(check_key(key).encode())
+        raw = check_key(key).encode()
+        try:
+            value = self._txn.get(raw)
+        except lmdb.Error as exc:
+            raise _damaged(exc) from exc
+        if value is not None and len(value) > self._limit:
+            raise CorruptionError(f"LMDB value of {key!r} is longer than the file: corrupt")
+        return value
 
     def put(self, key: str, value: Value) -> None:
         # docstring inherited
@@ -55,14 +64,26 @@ class _LMDBTxn(Txn):
     def keys(self, prefix: str = "") -> Iterator[str]:
         # docstring inherited
         raw = prefix.encode()
-        with self._txn.cursor() as cur:
-            if not cur.set_range(raw):
-                return
-            for key in cur.iternext(keys=True, values=False):
-                key = bytes(key)
-                if not key.startswith(raw):
+        try:
+            with self._txn.cursor() as cur:
+                if not cur.set_range(raw):
                     return
-                yield key.decode()
+                for key in cur.iternext(keys=True, values=False):
+                    key = bytes(key)
+                    if not key.startswith(raw):
+                        return
+                    yield key.decode()
+        except lmdb.Error as exc:
+            raise _damaged(exc) from exc
+        except UnicodeDecodeError as exc:
+            raise CorruptionError(f"LMDB key under {prefix!r} is not UTF-8: corrupt") from exc
+
+
+def _damaged(exc: lmdb.Error) -> StorageError:
+    """An LMDB failure while reading: a damaged file, or another environment error."""
+    if isinstance(exc, lmdb.CorruptedError | lmdb.PageNotFoundError | lmdb.InvalidError):
+        return CorruptionError(f"LMDB file is damaged: {exc}")
+    return StorageError(f"LMDB error: {exc}")
 
 
 class LMDBStore(Store):
@@ -128,8 +149,10 @@ class LMDBStore(Store):
         except lmdb.MapResizedError:
             self._env.set_mapsize(0)  # adopt the size another process grew the map to
             txn = self._env.begin(write=write, buffers=True)
+        except lmdb.Error as exc:
+            raise _damaged(exc) from exc
         try:
-            yield _LMDBTxn(txn, write)
+            yield _LMDBTxn(txn, write, self.map_size if write else self._file_bytes())
         except BaseException:
             txn.abort()
             raise
@@ -139,6 +162,20 @@ class LMDBStore(Store):
             raise StorageError(
                 f"LMDB map full at {self.map_size} bytes; pass a larger reserve", code="map_full"
             ) from exc
+        if write:
+            self._pad()
+
+    def _pad(self) -> None:
+        """Keep ``_PAD`` zero bytes (sparse: no disk) behind the last page. LMDB 0.9 has no page
+        checksums: a damaged page header can make a reader look up to 64 KiB past a page, and
+        past the end of the file that is a SIGBUS instead of a corruption error."""
+        data = self.path / "data.mdb"
+        try:
+            size = data.stat().st_size
+            if size < self.used_bytes() + _PAD:
+                os.truncate(data, self.used_bytes() + 2 * _PAD)
+        except OSError:  # pragma: no cover - padding is best effort
+            pass
 
     @property
     def map_size(self) -> int:
@@ -149,6 +186,13 @@ class LMDBStore(Store):
         """Bytes of the map in use (last page number times page size)."""
         info, stat = self._env.info(), self._env.stat()
         return int((info["last_pgno"] + 1) * stat["psize"])
+
+    def _file_bytes(self) -> int:
+        """Size of the data file (an upper bound for any value's length)."""
+        try:
+            return max((self.path / "data.mdb").stat().st_size, self.used_bytes())
+        except OSError:
+            return self.map_size
 
     def _ensure_room(self, reserve: int) -> None:
         need = self.used_bytes() + 2 * reserve + _HEADROOM

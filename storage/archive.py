@@ -11,9 +11,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
+import blake3
 import numpy as np
 
 from storage import layout, planner
@@ -28,6 +29,7 @@ from storage.codecs import (
     Zstd,
     bits_view,
     chunk_digest,
+    chunk_salt,
     codec_from_dict,
     crc32,
     dtype_from_name,
@@ -36,6 +38,7 @@ from storage.codecs import (
     is_float,
     plane_interval,
     unframe_chunk,
+    work_buffer,
 )
 from storage.errors import (
     ConflictError,
@@ -45,6 +48,7 @@ from storage.errors import (
     StorageError,
 )
 from storage.records import (
+    RECORD_VERSION,
     Delta,
     Manifest,
     TensorRecord,
@@ -54,10 +58,13 @@ from storage.records import (
     load_manifest,
     load_tensor,
     loads,
+    seal,
 )
 
-FORMAT_VERSION = 1
-READABLE_FORMATS = (1,)
+#: Archive format written: 2 seals every record with a CRC-32 (see :mod:`storage.records`).
+FORMAT_VERSION = 2
+#: Formats this code reads; opening a format-1 archive for writing marks it format 2.
+READABLE_FORMATS = (1, 2)
 CHUNK_BYTES = 1 << 20
 _SAMPLE_WINDOWS = 8
 _SAMPLE_ELEMS = 1 << 13  # elements per sample window (8 windows: 64 Ki elements at most)
@@ -172,6 +179,7 @@ class _Ctx:
     where: str = ""  # the snapshot id, for error messages
     records: dict[str, TensorRecord] = field(default_factory=dict)
     planes: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
+    fresh: bool = False  # decode everything from the store (verify), never from the cache
 
     def label(self, name: str) -> str:
         """``name`` qualified by the snapshot, for error messages."""
@@ -204,9 +212,9 @@ def tensor_digest(arr: np.ndarray, scheme: Scheme | dict[str, Any] | None, versi
     """Content digest of a tensor: its dtype, shape, (unfitted) scheme and bit patterns."""
     conf = scheme.to_dict() if isinstance(scheme, Scheme) else scheme
     header = {"dtype": dtype_name(arr.dtype), "shape": list(arr.shape), "scheme": conf}
-    h = hashlib.sha256()
+    h = hashlib.sha256() if version < 2 else blake3.blake3()
     h.update(dumps(header))
-    h.update(bits_view(arr).view(np.uint8))
+    h.update(bits_view(arr).view(np.uint8).data)
     return h.hexdigest()
 
 
@@ -231,6 +239,12 @@ class _BitsCache:
         while self.used > self.limit:
             _, old = self._items.popitem(last=False)
             self.used -= old.nbytes
+
+    def pop(self, key: str) -> np.ndarray | None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.used -= item.nbytes
+        return item
 
     def clear(self) -> None:
         self._items.clear()
@@ -279,6 +293,7 @@ class Archive:
             raise InvalidInputError(f"threads must be a positive int, got {threads!r}")
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._spare: np.ndarray | None = None
         self._check_format()
 
     def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], nbytes: int) -> list[Any]:
@@ -329,6 +344,9 @@ class Archive:
         version = meta.get("version") if isinstance(meta, dict) else None
         if version not in READABLE_FORMATS:
             raise StorageError(f"archive format {version!r} is not supported", code="format")
+        if version != FORMAT_VERSION and not self.store.read_only:
+            self.store.set(layout.FORMAT_KEY, dumps({"version": FORMAT_VERSION}))
+            version = FORMAT_VERSION
         self.format_version = int(version)
 
     # ------------------------------------------------------------------ records
@@ -339,7 +357,12 @@ class Archive:
             raw = ctx.txn.get(layout.tensor_key(digest))
             if raw is None:
                 return None
-            record = ctx.records[digest] = load_tensor(digest, raw)
+            try:
+                record = ctx.records[digest] = load_tensor(digest, raw)
+            except CorruptionError as exc:
+                if not ctx.where:
+                    raise
+                raise CorruptionError(f"snapshot {ctx.where!r}: {exc}") from exc
         return record
 
     def _record(self, ctx: _Ctx, digest: str) -> TensorRecord:
@@ -388,6 +411,15 @@ class Archive:
             raise NotFoundError(f"no snapshot {snapshot_id!r}")
         return manifest
 
+    def mark_committed(self, snapshot_id: str) -> None:
+        """Clear a snapshot's ``pending`` mark (see :meth:`write_snapshot`); idempotent."""
+        with self.store.begin(write=True) as txn:
+            ctx = _Ctx(txn, snapshot_id)
+            manifest = self._manifest(ctx, snapshot_id)
+            if manifest.pending:
+                done = replace(manifest, pending=False)
+                txn.put(layout.snapshot_key(snapshot_id), done.dump())
+
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a snapshot's manifest; its chunks go at the next :meth:`gc`."""
         with self.store.begin(write=True) as txn:
@@ -401,6 +433,7 @@ class Archive:
         *,
         bases: Sequence[str] = (),
         scheme: Scheme | Mapping[str, Scheme | None] | None = None,
+        pending: bool = False,
     ) -> SnapshotInfo:
         """Store a snapshot in one write transaction (chunks first, manifest last).
 
@@ -417,6 +450,10 @@ class Archive:
             candidate delta bases.
         scheme:
             Optional lossy scheme for all tensors, or a per-name mapping.
+        pending:
+            Mark the snapshot pending until :meth:`mark_committed`: a :meth:`gc` given
+            ``live_snapshot_ids`` keeps it although no caller lists it yet (for the commit
+            protocol "weights first, then the graph transaction that names them").
         """
         _check_id("snapshot id", snapshot_id)
         if not isinstance(tensors, Mapping):
@@ -445,14 +482,14 @@ class Archive:
                 infos[name] = self._put_tensor(
                     ctx, name, arr, schemes[name], digests[name], candidates
                 )
-            manifest = Manifest(snapshot_id, digests, tuple(bases), time.time())
+            manifest = Manifest(snapshot_id, digests, tuple(bases), time.time(), pending)
             txn.put(layout.snapshot_key(snapshot_id), manifest.dump())
         return SnapshotInfo(snapshot_id, infos)
 
     @property
     def _version(self) -> int:
         """Record version new writes produce."""
-        return FORMAT_VERSION
+        return RECORD_VERSION
 
     # ------------------------------------------------------------------ writing tensors
 
@@ -478,24 +515,127 @@ class Archive:
             scheme=fitted.to_dict() if fitted is not None else None,
             sdtype=dtype_name(stored.dtype),
             count=int(bits.size),
-            crc=crc32(memoryview(bits).cast("B")),
+            crc=crc32(bits.data.cast("B")),
             raw=int(arr.nbytes),
             version=self._version,
         )
         bases = [b for b in candidates if self._compatible(ctx, b, proto)]
+        placed = self._put_reverse(ctx, bits, proto, bases[0]) if bases else None
+        if placed is None:
+            placed = self._put_forward(ctx, bits, proto, bases)
+        record, new, edges = placed
+        ctx.txn.put(layout.edges_key(digest), dump_edges(edges))
+        # the cache must not alias the caller's array (it may be mutated after the write);
+        # the predecessor's cached copy is reused (fresh pages cost as much as the copy)
+        spare, self._spare = self._spare, None
+        if stored is arr:
+            if spare is not None and spare.dtype == bits.dtype and spare.size == bits.size:
+                np.copyto(spare, bits)
+                bits = spare
+            else:
+                bits = bits.copy()
+        self._cache.put(digest, bits)
+        return self._info(name, record, new_bytes=new)
+
+    def _put_forward(
+        self, ctx: _Ctx, bits: np.ndarray, proto: TensorRecord, bases: list[str]
+    ) -> tuple[TensorRecord, int, list[dict[str, Any]]]:
+        """Store ``proto`` as the smallest of materialised / a delta against one of ``bases``
+        (chains stay ≤ ``max_chain``)."""
         bases = [b for b in bases if len(self._chain(ctx, b)) <= self.max_chain]
         (base, encoded, data), edges = self._choose(ctx, bits, proto, bases)
         if encoded is None:
-            encoded = self._encode_planes(data, proto.nplanes, digest, base)
+            encoded = self._encode_planes(data, proto.nplanes, proto.digest, base)
         delta = None if base is None else Delta(self.delta.op, base)
         record, new = self._commit_tensor(ctx, proto, delta, encoded)
         for edge in edges:
             if edge["base"] == base:
                 edge.update(cs=record.stored, est=False)
-        ctx.txn.put(layout.edges_key(digest), dump_edges(edges))
-        # the cache must not alias the caller's array (it may be mutated after the write)
-        self._cache.put(digest, bits.copy() if stored is arr else bits)
-        return self._info(name, record, new_bytes=new)
+        return record, new, edges
+
+    def _put_reverse(
+        self, ctx: _Ctx, bits: np.ndarray, proto: TensorRecord, head: str
+    ) -> tuple[TensorRecord, int, list[dict[str, Any]]] | None:
+        """Linear series: store ``proto`` materialised and re-encode its predecessor ``head``
+        as a delta against it (git-pack style), in this same transaction; ``head``'s old chunks
+        go at once. ``None`` when the forward path applies: ``head`` already has a successor
+        (a fork: ``head`` is re-materialised and its children delta against it), is itself a
+        delta, or is a fork base. A full run (``max_chain`` tensors behind ``head``), or a
+        delta that would not be smaller, starts afresh with ``proto`` materialised (never a
+        forward delta: the newest stays materialised and chains stay ≤ ``max_chain``)."""
+        hrec = self._record(ctx, head)
+        if hrec.delta is not None and hrec.delta.reverse:
+            self._fork(ctx, hrec)
+            return None
+        if hrec.delta is not None or hrec.fork:
+            return None
+        head_bits = self._bits(ctx, head)
+        scratch = work_buffer("delta", bits.nbytes).view(bits.dtype)
+        data = self.delta.encode(head_bits, bits, out=scratch)  # the head, against its successor
+        exact = bits.size <= _EXACT_BELOW
+        encoded = self._encode_planes(data, hrec.nplanes, head, proto.digest) if exact else None
+        size = self._size(encoded) if encoded is not None else self._estimate(data, hrec.nplanes)
+        edge = {"base": head, "op": self.delta.op, "cs": size, "est": not exact}
+        own = self._encode_planes(bits, proto.nplanes, proto.digest, None)
+        if hrec.run >= self.max_chain or size >= hrec.stored:
+            # a full run, or a delta that does not pay: a fresh keyframe, the head stays. The
+            # run count goes on in the second case, so all tensors of a series start their
+            # runs at the same checkpoints (a snapshot's depth is the maximum over them)
+            run = 0 if hrec.run >= self.max_chain else hrec.run + 1
+            record, new = self._commit_tensor(ctx, proto, None, own, run=run)
+            return record, new, [self._edge(None, record.stored), edge]
+        record, new = self._commit_tensor(ctx, proto, None, own, run=hrec.run + 1)
+        if encoded is None:
+            encoded = self._encode_planes(data, hrec.nplanes, head, proto.digest)
+        delta = Delta(self.delta.op, proto.digest, reverse=True)
+        moved = self._replace(ctx, hrec, delta, encoded)
+        self._set_edge(ctx, head, proto.digest, float(moved.stored))
+        self._spare = self._cache.pop(head)  # no longer a delta base: the successor is
+        return record, new, [self._edge(None, record.stored), {**edge, "est": False}]
+
+    def _fork(self, ctx: _Ctx, hrec: TensorRecord) -> None:
+        """``hrec`` (re-encoded against its successor) gets a second successor: store it
+        materialised again, as the base its children (siblings) delta against, and turn its
+        first successor, when that is still materialised, into a forward delta against it."""
+        assert hrec.delta is not None
+        head_bits = self._bits(ctx, hrec.digest)
+        own = self._encode_planes(head_bits, hrec.nplanes, hrec.digest, None)
+        self._replace(ctx, hrec, None, own, fork=True)
+        self._set_edge(ctx, hrec.digest, None, float(self._size(own)))
+        succ = self._record(ctx, hrec.delta.base)
+        if succ.delta is not None or succ.fork:
+            return
+        data = self.delta.encode(self._bits(ctx, succ.digest), head_bits)
+        encoded = self._encode_planes(data, succ.nplanes, succ.digest, hrec.digest)
+        if self._size(encoded) < succ.stored:
+            moved = self._replace(ctx, succ, Delta(self.delta.op, hrec.digest), encoded, run=0)
+            self._set_edge(ctx, succ.digest, hrec.digest, float(moved.stored))
+
+    def _replace(
+        self,
+        ctx: _Ctx,
+        old: TensorRecord,
+        delta: Delta | None,
+        encoded: Encoded,
+        **changes: Any,
+    ) -> TensorRecord:
+        """Store ``old``'s tensor as ``encoded`` and delete its previous chunks, which only it
+        owns (format-1 chunks may be shared: those are left to :meth:`gc`)."""
+        record, _ = self._commit_tensor(ctx, old, delta, encoded, **changes)
+        if old.version >= 2:
+            keep = set(record.chunks())
+            for digest in old.chunks():
+                if digest not in keep:
+                    ctx.txn.delete(layout.chunk_key(digest))
+        return record
+
+    @staticmethod
+    def _size(encoded: Encoded) -> int:
+        return sum(len(v) for plane in encoded for _, v in plane)
+
+    def _edge(self, base: str | None, size: float, est: bool = False) -> dict[str, Any]:
+        op = None if base is None else self.delta.op
+        return {"base": base, "op": op, "cs": size, "est": est}
 
     def _compatible(self, ctx: _Ctx, base: str, record: TensorRecord) -> bool:
         other = self._record(ctx, base)
@@ -557,15 +697,17 @@ class Archive:
     ) -> Encoded:
         """Split ``data`` into byte planes and encode their chunks (``owner``/``base``: the
         record the chunks belong to)."""
-        split = BytePlanes.split(data, planes)
+        split = BytePlanes.split(data, planes, scratch=True)  # encoded values are copies
         jobs = [
-            (p if planes > 1 else None, memoryview(plane).cast("B")[start : start + CHUNK_BYTES])
+            (p, start, plane.data.cast("B")[start : start + CHUNK_BYTES])
             for p, plane in enumerate(split)
             for start in range(0, plane.nbytes, CHUNK_BYTES)
         ]
 
-        def encode(job: tuple[int | None, memoryview]) -> tuple[str, bytes]:
-            value = frame_chunk(*self.compressor.encode(job[1], job[0]))
+        def encode(job: tuple[int, int, memoryview]) -> tuple[str, bytes]:
+            p, start, piece = job
+            kind, payload = self.compressor.encode(piece, p if planes > 1 else None)
+            value = frame_chunk(kind, payload, chunk_salt(owner, base, p, start // CHUNK_BYTES))
             return chunk_digest(value), value
 
         values = iter(self._map(encode, jobs, data.nbytes))
@@ -628,9 +770,10 @@ class Archive:
         return out
 
     @staticmethod
-    def _chunk_data(n: int, value: Any, label: str) -> np.ndarray:
-        """CRC-check and decode one chunk; raw chunks stay views of the store's buffer."""
-        kind, payload = unframe_chunk(value, label)
+    def _chunk_data(n: int, value: Any, label: str, check: bool = True) -> np.ndarray:
+        """Decode one chunk (CRC-checked unless ``check`` is off); raw chunks stay views of the
+        store's buffer."""
+        kind, payload = unframe_chunk(value, label, check)
         data = Zstd.decode(kind, payload, n, label)
         if len(data) != n:
             raise CorruptionError(f"corrupt chunk {label}: wrong decoded length")
@@ -643,6 +786,7 @@ class Archive:
         planes: Iterable[int],
         sink: Callable[[int, int, int, np.ndarray], None],
         where: str,
+        check: bool = True,
     ) -> None:
         """Decode the given planes of one record's own chunks (no delta applied), handing each
         chunk to ``sink(plane, start, n, data)``; ``data`` is only valid during the call.
@@ -652,21 +796,25 @@ class Archive:
         def run(job: tuple[int, list[Any]]) -> None:
             p, chunks = job
             for start, n, value, label in chunks:
-                sink(p, start, n, self._chunk_data(n, value, label))
+                sink(p, start, n, self._chunk_data(n, value, label, check))
 
         self._map(run, jobs, record.plane_size * len(jobs))
 
-    def _plane(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> np.ndarray:
+    def _plane(
+        self, ctx: _Ctx, record: TensorRecord, k: int, where: str, check: bool = True
+    ) -> np.ndarray:
         """Decode plane ``k`` of one record's own chunks (no delta applied)."""
         out = np.empty(record.plane_size, np.uint8)
 
         def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
             out[start : start + n] = data
 
-        self._decode_planes(ctx, record, [k], sink, where)
+        self._decode_planes(ctx, record, [k], sink, where, check)
         return out
 
-    def _merge_record(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> np.ndarray:
+    def _merge_record(
+        self, ctx: _Ctx, record: TensorRecord, k: int, where: str, check: bool = True
+    ) -> np.ndarray:
         """Top ``k`` planes of a record's own chunks decoded straight into the columns of a new
         bit-pattern array (missing low bytes zero): no per-plane intermediate."""
         total, uint, count = record.nplanes, record.uint, record.count
@@ -681,20 +829,22 @@ class Archive:
             else:
                 shift = 8 * (total - 1)
 
-                def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+                def sink(p: int, start: int, n: int, data: np.ndarray) -> None:  # type: ignore[misc]
                     np.left_shift(data, shift, out=flat[start : start + n], dtype=uint)
 
-            self._decode_planes(ctx, record, range(k), sink, where)
+            self._decode_planes(ctx, record, range(k), sink, where, check)
             return flat
         merger = PlaneMerger(total, count, uint)
 
-        def sink(p: int, start: int, n: int, data: np.ndarray) -> None:
+        def put(p: int, start: int, n: int, data: np.ndarray) -> None:
             merger.put(p, start, data)
 
-        self._decode_planes(ctx, record, range(k), sink, where)
+        self._decode_planes(ctx, record, range(k), put, where, check)
         return merger.result()
 
-    def _planes(self, ctx: _Ctx, digest: str, k: int, where: str) -> list[np.ndarray]:
+    def _planes(
+        self, ctx: _Ctx, digest: str, k: int, where: str, check: bool = True
+    ) -> list[np.ndarray]:
         """The top ``k`` planes of a tensor's stored representation, through its delta chain.
 
         An XOR chain is decoded by accumulation: the planes of its root (a materialised tensor,
@@ -705,15 +855,17 @@ class Archive:
         record = self._record(ctx, digest)
         delta = record.delta
         if delta is None:
-            planes = [self._plane(ctx, record, p, where) for p in range(k)]
+            planes = [self._plane(ctx, record, p, where, check) for p in range(k)]
         elif delta.op != "xor":
             planes = BytePlanes.split(self._bits(ctx, digest, where), record.nplanes)[:k]
         else:
-            planes = self._xor_chain(ctx, record, k, where)
+            planes = self._xor_chain(ctx, record, k, where, check)
         ctx.planes[(digest, k)] = planes
         return planes
 
-    def _xor_chain(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> list[np.ndarray]:
+    def _xor_chain(
+        self, ctx: _Ctx, record: TensorRecord, k: int, where: str, check: bool
+    ) -> list[np.ndarray]:
         links = [record]
         acc: list[np.ndarray] | None = None
         while acc is None:
@@ -721,7 +873,7 @@ class Archive:
                 raise CorruptionError(f"delta chain of tensor {where} does not end: corrupt")
             base = links[-1].base
             assert base is not None
-            cached = self._cache.get(base)
+            cached = self._cached(ctx, base)
             if (base, k) in ctx.planes:
                 acc = [p.copy() for p in ctx.planes[(base, k)]]
             elif cached is not None:
@@ -729,7 +881,7 @@ class Archive:
             else:
                 rec = self._record(ctx, base)
                 if rec.delta is None:
-                    acc = [self._plane(ctx, rec, p, where) for p in range(k)]
+                    acc = [self._plane(ctx, rec, p, where, check) for p in range(k)]
                 elif rec.delta.op != "xor":
                     acc = [p.copy() for p in self._planes(ctx, base, k, where)]
                 else:
@@ -740,31 +892,44 @@ class Archive:
             np.bitwise_xor(view, data, out=view)
 
         for rec in reversed(links):
-            self._decode_planes(ctx, rec, range(k), sink, where)
+            self._decode_planes(ctx, rec, range(k), sink, where, check)
         return acc
 
     def _bits(self, ctx: _Ctx, digest: str, where: str = "") -> np.ndarray:
         """Full, CRC-checked bit-pattern view of a tensor's stored representation (shared with
         the cache when it came from there: do not modify)."""
-        cached = self._cache.get(digest)
+        cached = self._cached(ctx, digest)
         if cached is not None:
             return cached
         record = self._record(ctx, digest)
         total, uint, delta = record.nplanes, record.uint, record.delta
         label = where or ctx.label(digest[:16])
+        # chunk CRCs are skipped here: the tensor's own CRC covers every chunk it was built from
         if delta is None:
-            bits = self._merge_record(ctx, record, total, label)
+            bits = self._merge_record(ctx, record, total, label, check=False)
         elif delta.op == "xor":
-            planes = self._planes(ctx, digest, total, label)
+            planes = self._planes(ctx, digest, total, label, check=False)
             bits = BytePlanes.merge(planes, total, record.count, uint)
             if total == 1:
                 bits = bits.copy()  # a memoised plane: never hand it out
         else:
-            own = self._merge_record(ctx, record, total, label)
+            own = self._merge_record(ctx, record, total, label, check=False)
             bits = DeltaCodec("sub").decode(own, self._bits(ctx, delta.base, label))
-        if crc32(memoryview(bits).cast("B")) != record.crc:
+        if crc32(bits.data.cast("B")) != record.crc:
+            self._diagnose(ctx, digest, label)
             raise CorruptionError(f"tensor {label} does not match its digest after decoding")
         return bits
+
+    def _diagnose(self, ctx: _Ctx, digest: str, label: str) -> None:
+        """Raise the CorruptionError of the first damaged chunk in ``digest``'s chain, if any
+        (called once a full read's CRC failed, to name the culprit)."""
+        for record in self._chain(ctx, digest):
+            for k in range(record.nplanes):
+                for _, _, value, where in self._fetch(ctx, record, k, label):
+                    unframe_chunk(value, where)
+
+    def _cached(self, ctx: _Ctx, digest: str) -> np.ndarray | None:
+        return None if ctx.fresh else self._cache.get(digest)
 
     def _known(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> np.ndarray:
         """Bit patterns with only the top ``k`` (< all) planes known, the low bytes zero."""
@@ -778,7 +943,7 @@ class Archive:
         total = record.nplanes
         k = self._check_planes(planes, total)
         if k == total:
-            shared = self._cache.get(digest)
+            shared = self._cached(ctx, digest)
             bits = shared if shared is not None else self._bits(ctx, digest, where)
             return self._finish(record, bits.view(record.stored_dtype), copy=shared is not None)
         known = self._known(ctx, record, k, where)
@@ -915,7 +1080,7 @@ class Archive:
             "manifest": manifest.to_dict(),
             "records": {d: r.to_dict() for d, r in records.items()},
         }
-        return dumps(bundle)
+        return seal(bundle)
 
     def import_snapshot(self, bundle: bytes | memoryview, *, verify: bool = True) -> str:
         """Re-create a snapshot from :meth:`export_snapshot` output once its chunks are here.
@@ -1020,14 +1185,27 @@ class Archive:
         return out
 
     def _snapshot_sizes(self, ctx: _Ctx, manifest: Manifest) -> dict[str, int]:
-        """Raw and stored bytes of a snapshot's tensors (as recorded at write time)."""
+        """Raw and stored bytes of a snapshot's tensors, its chain depth and read bytes."""
         digests = set(manifest.tensors.values())
         records = [r for d in digests if (r := self._maybe_record(ctx, d)) is not None]
-        return {"raw": sum(r.raw for r in records), "stored": sum(r.stored for r in records)}
+        depth, touched = 0, dict[str, int]()
+        for record in records:
+            chain = self._chain(ctx, record.digest)
+            depth = max(depth, len(chain) - 1)
+            touched.update((r.digest, r.stored) for r in chain)
+        return {
+            "raw": sum(r.raw for r in records),
+            "stored": sum(r.stored for r in records),
+            "chain_depth": depth,
+            "read_bytes": sum(touched.values()),
+        }
 
     def snapshot_stats(self, snapshot_id: str) -> dict[str, int]:
-        """``{"raw", "stored"}`` bytes of one snapshot, reading only its manifest and tensor
-        records (:meth:`stats` scans the whole archive)."""
+        """One snapshot's bytes, reading only its manifest and tensor records (:meth:`stats`
+        scans the whole archive): ``raw`` and ``stored`` (its tensors' raw bytes and own
+        chunks), ``chain_depth`` (delta links to a materialised tensor, the maximum over its
+        tensors: the recreation cost) and ``read_bytes`` (stored bytes a full read touches:
+        its tensors' chunks and those of every delta base behind them, each once)."""
         with self.store.begin() as txn:
             ctx = _Ctx(txn, snapshot_id)
             return self._snapshot_sizes(ctx, self._manifest(ctx, snapshot_id))
@@ -1046,7 +1224,7 @@ class Archive:
             for digest, _ in list(self._scan(txn, layout.TENSORS)):
                 report.tensors += 1
                 try:
-                    self._bits(_Ctx(txn), digest, digest[:16])
+                    self._bits(_Ctx(txn, fresh=True), digest, digest[:16])
                 except StorageError as exc:
                     report.errors.append(str(exc))
             for sid, value in self._scan(txn, layout.SNAPSHOTS):
@@ -1061,23 +1239,33 @@ class Archive:
                         report.errors.append(f"snapshot {sid!r}: tensor {name!r} is missing")
         return report
 
-    def gc(self, live_snapshot_ids: Sequence[str] | None = None) -> GCResult:
+    def gc(
+        self,
+        live_snapshot_ids: Sequence[str] | None = None,
+        *,
+        grace_s: float = 0.0,
+        pending_grace_s: float = 86400.0,
+    ) -> GCResult:
         """Remove unreferenced tensor records and chunks in one write transaction.
 
-        If ``live_snapshot_ids`` is given, snapshots not in it are deleted first.
+        If ``live_snapshot_ids`` is given, snapshots not in it are deleted first, except those
+        created less than ``grace_s`` seconds ago and pending ones (``write_snapshot(...,
+        pending=True)`` not yet :meth:`mark_committed`) younger than ``pending_grace_s``: a
+        commit in flight keeps its weights.
         """
         result = GCResult()
         self._cache.clear()
+        now = time.time()
         with self.store.begin(write=True) as txn:
             ctx = _Ctx(txn)
             if live_snapshot_ids is not None:
                 live = set(live_snapshot_ids)
-                for sid in [
-                    layout.name_of(layout.SNAPSHOTS, k) for k in txn.keys(layout.SNAPSHOTS)
-                ]:
-                    if sid not in live:
-                        txn.delete(layout.snapshot_key(sid))
-                        result.snapshots += 1
+                for sid, manifest in self._all_manifests(ctx).items():
+                    age = now - manifest.created
+                    if sid in live or age < (pending_grace_s if manifest.pending else grace_s):
+                        continue
+                    txn.delete(layout.snapshot_key(sid))
+                    result.snapshots += 1
             records: dict[str, TensorRecord] = {}
             for manifest in self._all_manifests(ctx).values():
                 records.update(self._needed_records(ctx, manifest))
@@ -1180,13 +1368,12 @@ class Archive:
         with self.store.begin(write=True, reserve=int(bits.nbytes) * 2) as txn:
             ctx = _Ctx(txn)
             delta = None if base is None else Delta(self.delta.op, base)
-            placed, _ = self._commit_tensor(ctx, record, delta, encoded)
+            placed = self._replace(ctx, self._record(ctx, digest), delta, encoded)
             self._set_edge(ctx, digest, base, float(placed.stored))
 
     def _set_edge(self, ctx: _Ctx, digest: str, base: str | None, size: float) -> None:
         """Record the exact storage cost of ``digest`` stored against ``base``."""
         edges = load_edges(digest, ctx.txn.get(layout.edges_key(digest)))
         edges = [e for e in edges if e["base"] != base]
-        op = None if base is None else self.delta.op
-        edges.append({"base": base, "op": op, "cs": size, "est": False})
+        edges.append(self._edge(base, size))
         ctx.txn.put(layout.edges_key(digest), dump_edges(edges))

@@ -26,6 +26,7 @@ from abc import ABC
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Self
 
+import blake3
 import ml_dtypes
 import numpy as np
 import zstandard
@@ -55,7 +56,12 @@ _NAMED_DTYPES: dict[str, np.dtype[Any]] = {
     "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
 }
 _ML_FLOATS = {dt: name for name, dt in _NAMED_DTYPES.items()}
-_UINT = {1: np.dtype(np.uint8), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
+_UINT: dict[int, np.dtype[Any]] = {
+    1: np.dtype(np.uint8),
+    2: np.dtype("<u2"),
+    4: np.dtype("<u4"),
+    8: np.dtype("<u8"),
+}
 
 
 def dtype_name(dtype: np.dtype[Any]) -> str:
@@ -298,10 +304,12 @@ class DeltaCodec(Codec):
         """Whether high planes can be decoded without the low ones."""
         return self.op == "xor"
 
-    def encode(self, target: np.ndarray, base: np.ndarray) -> np.ndarray:
-        """Delta of two bit-pattern views (see :func:`bits_view`)."""
+    def encode(
+        self, target: np.ndarray, base: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Delta of two bit-pattern views (see :func:`bits_view`), into ``out`` if given."""
         if self.op == "xor":
-            return np.bitwise_xor(target, base)
+            return np.bitwise_xor(target, base, out=out)
         diff = target - base  # wraps modulo 2**bits
         bits = diff.dtype.itemsize * 8
         signed = diff.view(diff.dtype.str.replace("u", "i"))
@@ -327,12 +335,17 @@ class BytePlanes(Codec):
     name: ClassVar[str] = "byteplanes"
 
     @staticmethod
-    def split(bits: np.ndarray, planes: int) -> list[np.ndarray]:
+    def split(bits: np.ndarray, planes: int, scratch: bool = False) -> list[np.ndarray]:
         """Planes of a flat bit-pattern array (plane 0 = most significant byte), each a
-        contiguous uint8 array (rows of one ``(planes, count)`` buffer)."""
+        contiguous uint8 array (rows of one ``(planes, count)`` buffer). ``scratch``: the
+        buffer is this thread's reusable work buffer (fresh pages cost a page fault each),
+        valid until the next ``split(..., scratch=True)`` on this thread."""
         if planes == 1:
             return [bits.view(np.uint8)]
-        out = np.empty((planes, bits.size), np.uint8)
+        if scratch:
+            out = _split_scratch(planes * bits.size).reshape(planes, bits.size)
+        else:
+            out = np.empty((planes, bits.size), np.uint8)
         if bits.dtype.itemsize == planes:  # vectorised shift + truncating cast per plane
             for k in range(planes):
                 np.right_shift(bits, 8 * (planes - 1 - k), out=out[k], casting="unsafe")
@@ -423,7 +436,7 @@ class PlaneMerger:
     def result(self) -> np.ndarray:
         """The merged array (missing planes zero)."""
         if self.nb:
-            import blosc2
+            import blosc2  # type: ignore[import-untyped]
 
             for p in set(range(self.nplanes)) - self.written:
                 self.body[:, self.nplanes - 1 - p, 4:] = 0
@@ -432,6 +445,21 @@ class PlaneMerger:
             _release(self.buf)
             self.nb = 0
         return self.out
+
+
+def work_buffer(name: str, size: int) -> np.ndarray:
+    """This thread's reusable uint8 buffer ``name`` of at least ``size`` bytes (grown as
+    needed, kept for reuse: fresh pages cost a page fault each, as much as the work itself).
+    Valid until the next call with the same name on this thread."""
+    buffers: dict[str, np.ndarray] = _LOCAL.__dict__.setdefault("work", {})
+    buf = buffers.get(name)
+    if buf is None or buf.size < size:
+        buf = buffers[name] = np.empty(max(size, 1), np.uint8)
+    return buf[:size]
+
+
+def _split_scratch(size: int) -> np.ndarray:
+    return work_buffer("split", size)
 
 
 def _scratch(size: int) -> np.ndarray:
@@ -463,7 +491,7 @@ def _blosc_header(typesize: int) -> np.ndarray | None:
         return _BLOSC_HEADERS[typesize]
     _BLOSC_HEADERS[typesize] = None
     try:
-        import blosc2
+        import blosc2  # type: ignore[import-untyped]
 
         ne = PlaneMerger.BLOCK_ITEMS
         sample = (np.arange(ne * typesize * 2) % 7).astype(np.uint8)
@@ -570,7 +598,7 @@ class Zstd(Codec):
     ) -> tuple[int, bytes | memoryview]:
         """Return ``(kind, payload)``; ``kind`` is raw or zstd. A raw payload may be a view of
         ``data``."""
-        view = memoryview(data).cast("B")
+        view = (data.data if isinstance(data, np.ndarray) else memoryview(data)).cast("B")
         level = self.level_for(plane)
         if len(view) == 0 or level is None:
             return _RAW, view
@@ -605,23 +633,43 @@ class Zstd(Codec):
 DEFAULT_COMPRESSOR = Zstd(level=1, plane_levels=(1, 1, -1, -1))
 
 
-def frame_chunk(kind: int, payload: bytes | memoryview) -> bytes:
-    """Stored chunk value: kind (1 byte), CRC-32 of payload (4 bytes LE), payload."""
-    return b"".join((bytes([kind]), crc32(payload).to_bytes(4, "little"), payload))
+_SALT = 16
+_OWNED = 2  # kinds 2/3: raw/zstd chunks that carry their owner's salt (format 2)
+
+
+def chunk_salt(owner: str, base: str | None, plane: int, index: int) -> bytes:
+    """What makes a chunk unique to the record that owns it (tensor digest, delta base, plane,
+    chunk index): such a chunk is never shared, so rewriting its record may delete it."""
+    return blake3.blake3(f"{owner}|{base}|{plane}|{index}".encode()).digest()[:_SALT]
+
+
+def frame_chunk(kind: int, payload: bytes | memoryview, salt: bytes | None = None) -> bytes:
+    """Stored chunk value: kind (1 byte), CRC-32 of payload (4 bytes LE), the owner's salt
+    (16 bytes, owned kinds only), payload."""
+    head = bytes([kind + (_OWNED if salt else 0)]) + crc32(payload).to_bytes(4, "little")
+    return b"".join((head, salt or b"", payload))
 
 
 def chunk_digest(value: bytes | memoryview) -> str:
-    """The digest a stored chunk value is addressed by."""
+    """The digest a stored chunk value is addressed by: BLAKE3 of the value for owned chunks,
+    SHA-256 for format-1 chunks (40 hex digits either way)."""
+    if len(value) and value[0] >= _OWNED:
+        return blake3.blake3(value).hexdigest()[:40]
     return hashlib.sha256(value).hexdigest()[:40]
 
 
-def unframe_chunk(value: bytes | memoryview, where: str) -> tuple[int, memoryview]:
-    """Check a stored chunk's CRC and return ``(kind, payload)``; ``where`` names the chunk for
+def unframe_chunk(
+    value: bytes | memoryview, where: str, check: bool = True
+) -> tuple[int, memoryview]:
+    """Return a stored chunk's ``(kind, payload)``, checking its CRC unless ``check`` is off
+    (full reads check the reconstructed tensor's CRC instead); ``where`` names the chunk for
     the error message."""
     view = memoryview(value)
-    if len(view) < 5 or view[0] not in (_RAW, _ZSTD):
+    kind = view[0] if len(view) else -1
+    start = 5 + _SALT if kind in (_RAW + _OWNED, _ZSTD + _OWNED) else 5
+    if kind not in (_RAW, _ZSTD, _RAW + _OWNED, _ZSTD + _OWNED) or len(view) < start:
         raise CorruptionError(f"corrupt chunk {where}: bad header")
-    payload = view[5:]
-    if crc32(payload) != int.from_bytes(view[1:5], "little"):
+    payload = view[start:]
+    if check and crc32(payload) != int.from_bytes(view[1:5], "little"):
         raise CorruptionError(f"corrupt chunk {where}: CRC mismatch")
-    return view[0], payload
+    return kind % _OWNED, payload

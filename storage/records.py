@@ -4,13 +4,19 @@ Records are frozen dataclasses, parsed once from their stored bytes (:func:`load
 :func:`load_manifest`) and written with :meth:`TensorRecord.dump` / :meth:`Manifest.dump`.
 Anything malformed raises :class:`~storage.errors.CorruptionError`, never a ``KeyError`` or a
 ``JSONDecodeError``.
+
+Stored form (archive format 2): every record is *sealed*: one tag byte ``0xA2``, the CRC-32 of
+the body (4 bytes, little endian), the body (canonical JSON). The body names its own key (a
+manifest its snapshot id, a tensor record its digest), so a value found under the wrong key is
+caught too. Format-1 records (plain JSON, no checksum) are still read.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import zlib
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import Any, Self
 
 import numpy as np
@@ -19,8 +25,13 @@ from storage import layout
 from storage.codecs import bits_view, dtype_from_name, n_planes
 from storage.errors import CorruptionError, StorageError
 
-#: Version written into new tensor records (1: the first format).
-RECORD_VERSION = 1
+#: Version written into new tensor records. 1: SHA-256 tensor digests, shared (unowned) chunks
+#: keyed by SHA-256; 2: BLAKE3 tensor digests, owned chunks keyed by BLAKE3.
+RECORD_VERSION = 2
+
+
+_SEALED = 0xA2
+_LEGACY = ord("{")
 
 
 def dumps(obj: Any) -> bytes:
@@ -28,12 +39,34 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
 
 
+def seal(obj: Any) -> bytes:
+    """``obj`` as canonical JSON behind a tag byte and its CRC-32."""
+    body = dumps(obj)
+    return bytes([_SEALED]) + zlib.crc32(body).to_bytes(4, "little") + body
+
+
 def loads(value: bytes | memoryview, what: str) -> Any:
-    """Parse a stored JSON value; ``what`` names it in the error."""
+    """Parse a sealed (checksum-verified) or format-1 (plain JSON) value; ``what`` names it in
+    the error."""
+    data = bytes(value)
+    if data[:1] == bytes([_SEALED]):
+        body = data[5:]
+        if zlib.crc32(body) != int.from_bytes(data[1:5], "little"):
+            raise CorruptionError(f"{what} is corrupt (checksum mismatch)")
+    elif data[:1] == bytes([_LEGACY]):
+        body = data
+    else:
+        raise CorruptionError(f"{what} is corrupt (unknown encoding)")
     try:
-        return json.loads(bytes(value))
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise CorruptionError(f"{what} is corrupt (not valid JSON)") from exc
+
+
+def _check_owner(data: Any, field_name: str, expect: str, what: str) -> None:
+    """A sealed body names its key; a value under another key is corrupt."""
+    if isinstance(data, dict) and field_name in data and data[field_name] != expect:
+        raise CorruptionError(f"{what} is corrupt (stored under the wrong key)")
 
 
 @dataclass(frozen=True)
@@ -53,8 +86,9 @@ class TensorRecord:
 
     ``planes[p]`` lists the digests of plane ``p``'s chunks (``chunk_bytes`` of the plane
     each); ``plane_stored[p]`` their stored bytes. ``crc`` is the CRC-32 of the reconstructed
-    stored representation. ``run`` counts the tensors of a reverse-delta series behind this one;
-    ``fork`` marks a tensor that siblings delta against (never re-encoded against a successor).
+    stored representation. ``run`` is this tensor's position in the current run of its
+    reverse-delta series (the chain behind it is at most that long); ``fork`` marks a tensor
+    that siblings delta against (never re-encoded against a successor).
     """
 
     digest: str
@@ -84,20 +118,27 @@ class TensorRecord:
         """The delta base's digest, or ``None`` when materialised."""
         return None if self.delta is None else self.delta.base
 
-    @cached_property
+    def __post_init__(self) -> None:
+        # derived once (functools.cached_property takes a lock per access in Python 3.11)
+        dtype = dtype_from_name(self.sdtype)
+        object.__setattr__(self, "_dtype", dtype)
+        object.__setattr__(self, "_nplanes", n_planes(dtype))
+        object.__setattr__(self, "_uint", bits_view(np.empty(0, dtype)).dtype)
+
+    @property
     def stored_dtype(self) -> np.dtype[Any]:
         """The numpy dtype of the stored representation."""
-        return dtype_from_name(self.sdtype)
+        return self._dtype  # type: ignore[attr-defined, no-any-return]
 
-    @cached_property
+    @property
     def nplanes(self) -> int:
         """Byte planes of the stored representation."""
-        return n_planes(self.stored_dtype)
+        return self._nplanes  # type: ignore[attr-defined, no-any-return]
 
-    @cached_property
+    @property
     def uint(self) -> np.dtype[Any]:
         """The unsigned dtype of the stored bit patterns."""
-        return bits_view(np.empty(0, self.stored_dtype)).dtype
+        return self._uint  # type: ignore[attr-defined, no-any-return]
 
     @property
     def plane_size(self) -> int:
@@ -132,6 +173,7 @@ class TensorRecord:
         delta = self.delta
         return {
             "v": self.version,
+            "digest": self.digest,
             "dtype": self.dtype,
             "shape": list(self.shape),
             "scheme": self.scheme,
@@ -144,7 +186,9 @@ class TensorRecord:
             else {"op": delta.op, "base": delta.base, **({"rev": True} if delta.reverse else {})},
             "compressor": self.compressor,
             "chunk_bytes": self.chunk_bytes,
-            "planes": [[layout.chunk_key(d) for d in p] for p in self.planes],
+            "planes": [
+                [layout.chunk_key(d) if self.version < 2 else d for d in p] for p in self.planes
+            ],
             "plane_stored": list(self.plane_stored),
             "stored": self.stored,
             **({"run": self.run} if self.run else {}),
@@ -157,10 +201,13 @@ class TensorRecord:
         what = f"tensor record {digest[:16]}…"
         try:
             delta = data["delta"]
+            planes = tuple(_strs(p) for p in data["planes"])
+            if any(d.startswith(layout.CHUNKS) for p in planes for d in p):  # format 1: keys
+                planes = tuple(tuple(layout.chunk_digest_of_key(d) for d in p) for p in planes)
             record = cls(
                 digest=digest,
                 dtype=_str(data["dtype"]),
-                shape=tuple(_int(x) for x in data["shape"]),
+                shape=_ints(data["shape"]),
                 scheme=data["scheme"],
                 sdtype=_str(data["sdtype"]),
                 count=_int(data["count"]),
@@ -171,29 +218,40 @@ class TensorRecord:
                 else Delta(_str(delta["op"]), _str(delta["base"]), bool(delta.get("rev"))),
                 compressor=data["compressor"],
                 chunk_bytes=_int(data["chunk_bytes"]),
-                planes=tuple(
-                    tuple(layout.chunk_digest_of_key(_str(k)) for k in p) for p in data["planes"]
-                ),
-                plane_stored=tuple(_int(x) for x in data["plane_stored"]),
+                planes=planes,
+                plane_stored=_ints(data["plane_stored"]),
                 run=_int(data.get("run", 0)),
                 fork=bool(data.get("fork", False)),
                 version=_int(data.get("v", 1)),
             )
-            record.stored_dtype  # noqa: B018 - validates the dtype name
         except (KeyError, TypeError, AttributeError, ValueError, StorageError) as exc:
             raise CorruptionError(f"{what} is corrupt ({type(exc).__name__}: {exc})") from exc
         _check_shape(record, what)
         return record
 
     def dump(self) -> bytes:
-        """The stored bytes."""
-        return dumps(self.to_dict())
+        """The stored (sealed) bytes."""
+        return seal(self.to_dict())
 
 
 def _str(x: Any) -> str:
     if not isinstance(x, str):
         raise TypeError(f"expected str, got {type(x).__name__}")
     return x
+
+
+def _strs(xs: Any) -> tuple[str, ...]:
+    out = tuple(xs)
+    if not all(type(x) is str for x in out):
+        raise TypeError("expected a list of str")
+    return out
+
+
+def _ints(xs: Any) -> tuple[int, ...]:
+    out = tuple(xs)
+    if not all(type(x) is int and x >= 0 for x in out):
+        raise TypeError("expected a list of non-negative ints")
+    return out
 
 
 def _int(x: Any) -> int:
@@ -203,7 +261,7 @@ def _int(x: Any) -> int:
 
 
 def _check_shape(record: TensorRecord, what: str) -> None:
-    n = int(np.prod(record.shape, dtype=np.int64)) if record.shape else 1
+    n = math.prod(record.shape)
     planes, step = record.nplanes, record.chunk_bytes or 1
     size = n * record.stored_dtype.itemsize
     ok = (
@@ -217,7 +275,10 @@ def _check_shape(record: TensorRecord, what: str) -> None:
 
 def load_tensor(digest: str, value: bytes | memoryview) -> TensorRecord:
     """Parse a stored tensor record."""
-    return TensorRecord.from_dict(digest, loads(value, f"tensor record {digest[:16]}…"))
+    what = f"tensor record {digest[:16]}…"
+    data = loads(value, what)
+    _check_owner(data, "digest", digest, what)
+    return TensorRecord.from_dict(digest, data)
 
 
 @dataclass(frozen=True)
@@ -233,6 +294,7 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (what :meth:`storage.Archive.manifest` returns)."""
         out: dict[str, Any] = {
+            "id": self.snapshot_id,
             "tensors": dict(self.tensors),
             "bases": list(self.bases),
             "created": self.created,
@@ -261,13 +323,16 @@ class Manifest:
             ) from exc
 
     def dump(self) -> bytes:
-        """The stored bytes."""
-        return dumps(self.to_dict())
+        """The stored (sealed) bytes."""
+        return seal(self.to_dict())
 
 
 def load_manifest(snapshot_id: str, value: bytes | memoryview) -> Manifest:
     """Parse a stored manifest."""
-    return Manifest.from_dict(snapshot_id, loads(value, f"snapshot {snapshot_id!r}: manifest"))
+    what = f"snapshot {snapshot_id!r}: manifest"
+    data = loads(value, what)
+    _check_owner(data, "id", snapshot_id, what)
+    return Manifest.from_dict(snapshot_id, data)
 
 
 def load_edges(digest: str, value: bytes | memoryview | None) -> list[dict[str, Any]]:
@@ -281,5 +346,5 @@ def load_edges(digest: str, value: bytes | memoryview | None) -> list[dict[str, 
 
 
 def dump_edges(edges: list[dict[str, Any]]) -> bytes:
-    """The stored bytes of a planner edge list."""
-    return dumps(edges)
+    """The stored (sealed) bytes of a planner edge list."""
+    return seal(edges)

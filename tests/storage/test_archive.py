@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import ml_dtypes
@@ -26,6 +26,7 @@ from storage import (
     QuantizeScheme,
     StorageError,
 )
+from storage.records import load_tensor
 
 DTYPES = [
     np.float32,
@@ -133,8 +134,15 @@ def test_delta_chain_is_smaller_and_exact(archive: Archive) -> None:
     infos = [archive.write_snapshot("c0", {"w": w[0]})]
     for i in range(1, 5):
         infos.append(archive.write_snapshot(f"c{i}", {"w": w[i]}, bases=[f"c{i - 1}"]))
-    assert infos[4].tensors["w"].base == infos[3].tensors["w"].digest
-    assert infos[4].tensors["w"].stored_bytes < infos[0].tensors["w"].stored_bytes
+    # reverse deltas: the newest is materialised, each predecessor a delta against it
+    digests = [i.tensors["w"].digest for i in infos]
+    assert infos[4].tensors["w"].base is None
+    per_tensor = archive.stats().per_tensor
+    for i in range(4):
+        assert per_tensor[digests[i]]["base"] == digests[i + 1]
+        assert per_tensor[digests[i]]["stored"] < per_tensor[digests[4]]["stored"]
+    assert archive.snapshot_stats("c0")["chain_depth"] == 4
+    assert archive.snapshot_stats("c4")["chain_depth"] == 0
     archive._cache.clear()
     for i in range(5):
         assert _bits_equal(archive.read_tensor(f"c{i}", "w"), w[i])
@@ -195,8 +203,8 @@ def test_interval_of_ints_is_exact(archive: Archive) -> None:
 def _corrupt_one_chunk(archive: Archive, plane: int) -> str:
     store = archive.store
     digest = archive.manifest("s")["tensors"]["w"]
-    record = json.loads(store.get("t/" + digest) or b"")
-    key = record["planes"][plane][0]
+    record = load_tensor(digest, store.get("t/" + digest) or b"")
+    key = "c/" + record.planes[plane][0]
     value = bytearray(store.get(key) or b"")
     value[len(value) // 2] ^= 0x40
     store.set(key, bytes(value))
@@ -209,7 +217,8 @@ def test_corrupt_chunk_is_detected(archive: Archive) -> None:
     key = _corrupt_one_chunk(archive, plane=0)
     archive._cache.clear()
     with pytest.raises(
-        CorruptionError, match=rf"{key}.*tensor 'w' of snapshot 's', plane 0.*CRC mismatch"
+        CorruptionError,
+        match=rf"{key}.*tensor 'w' of snapshot 's', plane 0.*(CRC mismatch|corrupt)",
     ):
         archive.read_tensor("s", "w")
     report = archive.verify()
@@ -221,9 +230,8 @@ def test_corrupt_record_digest_detected(archive: Archive) -> None:
     x = np.arange(1000, dtype=np.float32)
     archive.write_snapshot("s", {"w": x})
     digest = archive.manifest("s")["tensors"]["w"]
-    record = json.loads(archive.store.get("t/" + digest) or b"")
-    record["crc"] ^= 1
-    archive.store.set("t/" + digest, json.dumps(record).encode())
+    record = load_tensor(digest, archive.store.get("t/" + digest) or b"")
+    archive.store.set("t/" + digest, replace(record, crc=record.crc ^ 1).dump())
     archive._cache.clear()
     with pytest.raises(
         CorruptionError, match="tensor 'w' of snapshot 's' does not match its digest"
@@ -270,16 +278,29 @@ def test_gc_and_delete(archive: Archive) -> None:
     _series(archive)
     before = archive.stats().chunk_bytes
     assert archive.gc().chunks == 0
-    archive.delete_snapshot("s3")
+    archive.delete_snapshot("s0")  # the oldest: a delta against s1 that nothing needs
     result = archive.gc()
     assert result.tensors == 2
     assert result.chunks > 0
     assert archive.stats().chunk_bytes < before
-    removed = archive.gc(live_snapshot_ids=["s1"])
+    removed = archive.gc(live_snapshot_ids=["s2"])
     assert removed.snapshots == 2
-    assert archive.list_snapshots() == ["s1"]
-    assert archive.read_snapshot("s1")["w"].shape == (64, 64)  # its base s0 was kept
+    assert archive.list_snapshots() == ["s2"]
+    assert archive.read_snapshot("s2")["w"].shape == (64, 64)  # its base (s3's) was kept
     assert archive.verify().ok
+
+
+def test_gc_keeps_pending_and_recent_snapshots(archive: Archive) -> None:
+    archive.write_snapshot("old", {"w": np.ones(4)})
+    archive.write_snapshot("inflight", {"w": np.zeros(4)}, pending=True)
+    assert archive.manifest("inflight")["pending"] is True
+    assert archive.gc(live_snapshot_ids=[], grace_s=3600).snapshots == 0
+    assert archive.gc(live_snapshot_ids=[]).snapshots == 1  # "old" goes, "inflight" stays
+    assert archive.list_snapshots() == ["inflight"]
+    archive.mark_committed("inflight")
+    assert "pending" not in archive.manifest("inflight")
+    assert archive.gc(live_snapshot_ids=[]).snapshots == 1
+    assert archive.list_snapshots() == []
 
 
 @pytest.mark.parametrize("algorithm", ["mst", "spt", "last", "pas-mt", "pas-pt"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from storage import Archive, ConflictError, CorruptionError, MemoryStore, NotFoundError
-from storage.records import TensorRecord
+from storage.records import TensorRecord, loads, seal
 
 
 def _series(ar: Archive, n: int = 4) -> list[dict[str, np.ndarray]]:
@@ -98,17 +98,33 @@ def test_import_needs_chunks_and_verifies() -> None:
         other.import_snapshot(bundle)
 
 
-def test_import_rejects_a_record_that_lies() -> None:
+def _lying_bundle(src: Archive, sid: str, how: str) -> bytes:
+    data = loads(src.export_snapshot(sid), "bundle")
+    digest = data["manifest"]["tensors"]["w"]
+    record = data["records"][digest]
+    if how == "crc":
+        record["crc"] ^= 1
+    else:  # the same content under another digest: every CRC holds, the digest does not
+        fake = "f" * 64
+        data["records"][fake] = {**record, "digest": fake}
+        data["manifest"]["tensors"]["w"] = fake
+    return seal(data)
+
+
+@pytest.mark.parametrize("how", ["crc", "digest"])
+def test_import_rejects_a_record_that_lies(how: str) -> None:
     src, dst = Archive(MemoryStore()), Archive(MemoryStore())
     _series(src, n=1)
     for digest in src.snapshot_chunks("s0"):
         dst.put_chunk(digest, src.get_chunk(digest))
-    good = src.manifest("s0")["tensors"]
-    # swap the digests of two same-shaped records: every chunk is present, the content lies
-    bundle = src.export_snapshot("s0").replace(good["w"].encode(), b"X" * 64)
-    with pytest.raises(CorruptionError):
-        dst.import_snapshot(bundle)
+    with pytest.raises(CorruptionError, match="does not match its digest"):
+        dst.import_snapshot(_lying_bundle(src, "s0", how))
     assert not dst.has_snapshot("s0")
+    assert dst.store.list_prefix("t/") == []
+    damaged = bytearray(src.export_snapshot("s0"))
+    damaged[len(damaged) // 2] ^= 0x01
+    with pytest.raises(CorruptionError, match="checksum"):
+        dst.import_snapshot(bytes(damaged))
 
 
 def test_typed_record_roundtrip() -> None:

@@ -365,6 +365,12 @@ class Archive:
                 raise CorruptionError(f"snapshot {ctx.where!r}: {exc}") from exc
         return record
 
+    def tensor_record(self, digest: str) -> TensorRecord:
+        """The verified record of the tensor stored under ``digest`` (its planes' chunks and
+        stored sizes, its delta base): for readers that plan partial reads."""
+        with self.store.begin() as txn:
+            return self._record(_Ctx(txn, fresh=True), digest)
+
     def _record(self, ctx: _Ctx, digest: str) -> TensorRecord:
         record = self._maybe_record(ctx, digest)
         if record is None:

@@ -46,6 +46,7 @@ from provdb.models.network import Layer, NetworkDef
 if TYPE_CHECKING:
     from provdb.repository import Repository
     from storage import Archive
+    from storage.records import TensorRecord
 
 Bounds = tuple[np.ndarray, np.ndarray]
 #: ``reader(planes) -> {tensor name: (lo, hi)}``; at the last plane ``lo == hi`` (exact).
@@ -152,36 +153,29 @@ class ArchiveReader:
         self.archive = archive
         self.snapshot_id = snapshot_id
         self.names: dict[str, str] = dict(archive.manifest(snapshot_id)["tensors"])
-        self._records: dict[str, dict[str, Any]] = {}
-        self.total_planes = max(
-            (len(self._record(d)["planes"]) for d in self.names.values()), default=1
-        )
+        self._records: dict[str, TensorRecord] = {}
+        self.total_planes = max((self._record(d).nplanes for d in self.names.values()), default=1)
 
-    def _record(self, digest: str) -> dict[str, Any]:
-        """A tensor record (``t/<digest>``, the archive's documented key layout)."""
+    def _record(self, digest: str) -> TensorRecord:
+        """A tensor's verified record (its planes' stored sizes and delta base)."""
         if digest not in self._records:
-            import json
-
-            raw = self.archive.store.get("t/" + digest)
-            if raw is None:
-                raise InvalidInput(f"archive has no tensor record {digest[:16]}…")
-            self._records[digest] = json.loads(bytes(raw))
+            self._records[digest] = self.archive.tensor_record(digest)
         return self._records[digest]
 
     def _cost(self, digest: str, planes: int, seen: set[tuple[str, int]]) -> int:
         rec = self._record(digest)
-        total = len(rec["planes"])
+        total = rec.nplanes
         k = min(planes, total)
-        delta = rec["delta"]
-        if delta is not None and delta["op"] != "xor":
+        delta = rec.delta
+        if delta is not None and delta.op != "xor":
             k = total
         cost = 0
         for p in range(k):
             if (digest, p) not in seen:
                 seen.add((digest, p))
-                cost += int(rec["plane_stored"][p])
+                cost += int(rec.plane_stored[p])
         if delta is not None:
-            cost += self._cost(delta["base"], k, seen)
+            cost += self._cost(delta.base, k, seen)
         return cost
 
     def bytes_read(self, planes: int) -> int:

@@ -23,6 +23,7 @@ from provdb.errors import InvalidInput, storage_errors
 from provdb.graph import WriteBatch
 from provdb.hub.names import check_digest, check_version_id
 from provdb.models.network import NetworkDef, layer_of
+from storage import records
 
 if TYPE_CHECKING:
     from provdb.repository import Repository
@@ -100,7 +101,7 @@ def version_manifest(repo: Repository, ref: str) -> dict[str, Any]:
                 {
                     "iteration": s.iteration,
                     "is_latest": s.is_latest,
-                    "bundle": json.loads(repo.archive.export_snapshot(s.id)),
+                    "bundle": records.loads(repo.archive.export_snapshot(s.id), "bundle"),
                     "chunks": repo.archive.snapshot_chunks(s.id),
                 }
             )

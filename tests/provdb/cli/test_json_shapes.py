@@ -27,7 +27,7 @@ PINS: dict[str, Any] = {
         "message", "metrics", "name", "params", "parents", "snapshots",
     ],
     "desc.layers": ["attrs", "mode", "name", "type"],
-    "desc.snapshots": ["id", "iteration", "latest", "raw", "stored"],
+    "desc.snapshots": ["chain_depth", "id", "iteration", "latest", "raw", "read_bytes", "stored"],
     "desc.children": ["id", "op"],
     "diff": ["edges", "layers", "metrics", "params", "versions", "weights"],
     "diff.rows": ["name", "status", "values"],

@@ -255,11 +255,21 @@ class Repository:
         return write_guard(self.dlv_dir, exclusive=False)
 
     def write_snapshot(
-        self, snapshot_id: str, tensors: dict[str, np.ndarray], bases: list[str]
+        self,
+        snapshot_id: str,
+        tensors: dict[str, np.ndarray],
+        bases: list[str],
+        *,
+        series: bool = False,
     ) -> SnapshotInfo:
-        """Write a snapshot's tensors to the archive (call inside :meth:`writing`)."""
+        """Write a snapshot's tensors to the archive (call inside :meth:`writing`).
+
+        ``bases`` are delta bases: with ``series`` the previous checkpoint of the same version
+        (re-encoded as a reverse delta against this one), else a parent version's snapshot
+        (this one becomes a forward delta against it; the parent's bytes stay as they are).
+        """
         with storage_errors(f"snapshot {snapshot_id}"):
-            return self.archive.write_snapshot(snapshot_id, tensors, bases=bases)
+            return self.archive.write_snapshot(snapshot_id, tensors, bases=bases, series=series)
 
     def commit(
         self,

@@ -145,7 +145,10 @@ class ActiveRun:
             batch.add(Snapshot(**{**self._last_snapshot.props(), "is_latest": False}))
         with self.repo.writing():
             info = self.repo.write_snapshot(
-                vs.snapshot_id(self.version.id, step), tensors, bases=bases
+                vs.snapshot_id(self.version.id, step),
+                tensors,
+                bases=bases,
+                series=self._last_snapshot is not None,  # a later checkpoint of this run
             )
             self._last_snapshot = vs.snapshot_batch(batch, self.version, info, owners, step)
             batch.relate("WAS_GENERATED_BY", self._last_snapshot, self.run, new=True)

@@ -440,6 +440,7 @@ class Archive:
         bases: Sequence[str] = (),
         scheme: Scheme | Mapping[str, Scheme | None] | None = None,
         pending: bool = False,
+        series: bool = True,
     ) -> SnapshotInfo:
         """Store a snapshot in one write transaction (chunks first, manifest last).
 
@@ -456,6 +457,12 @@ class Archive:
             candidate delta bases.
         scheme:
             Optional lossy scheme for all tensors, or a per-name mapping.
+        series:
+            ``bases`` are this snapshot's predecessors in a linear series (checkpoints of one
+            run): the newest stays materialised and its predecessor is re-encoded as a
+            (reverse) delta against it. ``False`` for a derived model (a fine-tune of a base):
+            the new tensors are forward deltas against the base, which stays as it is, so
+            siblings share it and the base's bytes never change.
         pending:
             Mark the snapshot pending until :meth:`mark_committed`: a :meth:`gc` given
             ``live_snapshot_ids`` keeps it although no caller lists it yet (for the commit
@@ -486,7 +493,7 @@ class Archive:
             for name, arr in arrays.items():
                 candidates = list(dict.fromkeys(m[name] for m in base_maps if name in m))
                 infos[name] = self._put_tensor(
-                    ctx, name, arr, schemes[name], digests[name], candidates
+                    ctx, name, arr, schemes[name], digests[name], candidates, series
                 )
             manifest = Manifest(snapshot_id, digests, tuple(bases), time.time(), pending)
             txn.put(layout.snapshot_key(snapshot_id), manifest.dump())
@@ -507,6 +514,7 @@ class Archive:
         scheme: Scheme | None,
         digest: str,
         candidates: list[str],
+        series: bool = True,
     ) -> TensorInfo:
         existing = self._maybe_record(ctx, digest)
         if existing is not None:
@@ -526,7 +534,7 @@ class Archive:
             version=self._version,
         )
         bases = [b for b in candidates if self._compatible(ctx, b, proto)]
-        placed = self._put_reverse(ctx, bits, proto, bases[0]) if bases else None
+        placed = self._put_reverse(ctx, bits, proto, bases[0]) if bases and series else None
         if placed is None:
             placed = self._put_forward(ctx, bits, proto, bases)
         record, new, edges = placed

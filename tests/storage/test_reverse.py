@@ -140,3 +140,18 @@ def test_reverse_reencoding_survives_sigkill(tmp_path: Path) -> None:
             assert _exact(ar.read_snapshot(f"s{i}"), expected[i])
         assert max(ar.snapshot_stats(f"s{i}")["chain_depth"] for i in range(_N)) <= 3
         assert ar.gc().chunks == 0
+
+
+def test_a_derived_model_is_a_forward_delta_and_leaves_its_base_untouched() -> None:
+    """``series=False`` (a fine-tune of a published base): the base's chunks do not change, so
+    a hub that already holds the base needs only the fine-tune's own chunks."""
+    ar = Archive(MemoryStore())
+    base, tuned = _snap(0, 20_000), _snap(1, 20_000)
+    ar.write_snapshot("base", base)
+    before = set(ar.snapshot_chunks("base"))
+    ar.write_snapshot("ft", tuned, bases=["base"], series=False)
+    assert set(ar.snapshot_chunks("base")) == before
+    assert ar.snapshot_stats("ft")["chain_depth"] == 1  # a delta against the base
+    assert ar.snapshot_stats("base")["chain_depth"] == 0
+    assert _exact(ar.read_snapshot("base"), base)
+    assert _exact(ar.read_snapshot("ft"), tuned)

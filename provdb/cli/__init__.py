@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import click
 from rich.table import Table
 
+from provdb.cli.common import open_repo
 from provdb.cli.render import clip, console, echo_json, esc, number, size
 from provdb.errors import ProvDBError
 from provdb.repository import Repository
@@ -31,8 +32,13 @@ class DlvGroup(click.Group):
 
 def fail(ctx: click.Context, exc: ProvDBError) -> NoReturn:
     """The CLI's one error boundary: one line on stderr, the code's exit status."""
+    ctx.exit(report(exc))
+
+
+def report(exc: ProvDBError) -> int:
+    """Print ``exc`` as one ``error: …`` line on stderr; its code's exit status."""
     click.echo(f"error: {one_line(exc.message)}", err=True)
-    ctx.exit(exc.exit_status)
+    return exc.exit_status
 
 
 def one_line(message: str, limit: int = 2000) -> str:
@@ -54,17 +60,10 @@ def run_standalone(
         exc.show()
         return exc.exit_code
     except ProvDBError as exc:
-        click.echo(f"error: {one_line(exc.message)}", err=True)
-        return exc.exit_status
+        return report(exc)
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
-
-
-def _repo(ctx: click.Context) -> Repository:
-    repo = Repository.open(ctx.obj.get("repo"))
-    ctx.call_on_close(repo.close)
-    return repo
 
 
 @click.group(cls=DlvGroup)
@@ -108,7 +107,7 @@ def init(path: str, graph: str | None, as_json: bool) -> None:
 @click.pass_context
 def list_(ctx: click.Context, name: str | None, limit: int | None, as_json: bool) -> None:
     """List model versions, newest first, with what each was derived from."""
-    rows = _repo(ctx).list_versions(name=name, limit=limit)
+    rows = open_repo(ctx).list_versions(name=name, limit=limit)
     if as_json:
         echo_json([r.to_dict() for r in rows])
         return
@@ -128,7 +127,7 @@ def list_(ctx: click.Context, name: str | None, limit: int | None, as_json: bool
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
     """Show where the repository's graph and archive live and what they hold."""
-    data = _repo(ctx).info().to_dict()
+    data = open_repo(ctx).info().to_dict()
     if as_json:
         echo_json(data)
         return
@@ -155,7 +154,7 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
 @click.pass_context
 def add(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Stage FILES (scripts, configs, data) to be recorded, by digest, with the next commit."""
-    for record in _repo(ctx).stage(list(files)):
+    for record in open_repo(ctx).stage(list(files)):
         click.echo(f"staged {record.path} ({size(record.size)}, sha256 {record.digest[:12]})")
 
 
@@ -206,7 +205,7 @@ def commit(
 
     network = read_network_file(network_file) if network_file else None
     with console.status("committing…"):
-        result = _repo(ctx).commit_file(
+        result = open_repo(ctx).commit_file(
             model_file,
             name,
             parent=parent,
@@ -228,7 +227,7 @@ def commit(
 @click.pass_context
 def copy(ctx: click.Context, version: str, name: str, message: str) -> None:
     """Start a new version from VERSION (same network and weights; no new weight bytes)."""
-    click.echo(_repo(ctx).copy(version, name, message).version.id)
+    click.echo(open_repo(ctx).copy(version, name, message).version.id)
 
 
 @cli.command()
@@ -244,7 +243,7 @@ def copy(ctx: click.Context, version: str, name: str, message: str) -> None:
 @click.pass_context
 def checkout(ctx: click.Context, version: str, output: str, force: bool) -> None:
     """Write VERSION's weights (and network, for .onnx) to a file."""
-    click.echo(f"wrote {_repo(ctx).checkout(version, output, force=force)}")
+    click.echo(f"wrote {open_repo(ctx).checkout(version, output, force=force)}")
 
 
 @cli.command()
@@ -255,7 +254,7 @@ def checkout(ctx: click.Context, version: str, output: str, force: bool) -> None
 @click.pass_context
 def lineage(ctx: click.Context, version: str, depth: int | None, down: bool, as_json: bool) -> None:
     """Show what VERSION was derived from (or, with --down, what derives from it)."""
-    lin = _repo(ctx).lineage(version, depth=depth, direction="down" if down else "up")
+    lin = open_repo(ctx).lineage(version, depth=depth, direction="down" if down else "up")
     if as_json:
         echo_json(lin.to_dict())
         return
@@ -281,7 +280,7 @@ def lineage(ctx: click.Context, version: str, depth: int | None, down: bool, as_
 @click.pass_context
 def desc(ctx: click.Context, version: str, as_json: bool) -> None:
     """Describe VERSION: network, hyper-parameters, metrics, files, snapshots, storage."""
-    d = _repo(ctx).describe(version)
+    d = open_repo(ctx).describe(version)
     if as_json:
         echo_json(d.to_dict())
         return
@@ -326,7 +325,7 @@ def diff(
     metrics and per-layer weight change (relative L2)."""
     if len(versions) < 2:
         raise click.UsageError("give at least two versions")
-    d = _repo(ctx).diff(list(versions), only_differences)
+    d = open_repo(ctx).diff(list(versions), only_differences)
     if as_json:
         echo_json(d.to_dict())
         return
@@ -359,7 +358,7 @@ def diff(
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Raw vs stored bytes of the archive: total, per byte plane, per version."""
-    s = _repo(ctx).stats()
+    s = open_repo(ctx).stats()
     if as_json:
         echo_json(s.to_dict())
         return
@@ -381,7 +380,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def gc(ctx: click.Context) -> None:
     """Remove archive data no committed version refers to (e.g. after a crash mid-commit)."""
-    out = _repo(ctx).gc().to_dict()
+    out = open_repo(ctx).gc().to_dict()
     click.echo(", ".join(f"{k}: {v}" for k, v in out.items()))
 
 
@@ -411,7 +410,7 @@ def gc(ctx: click.Context) -> None:
 def archive(ctx: click.Context, alpha: float, algorithm: str, scheme: str, as_json: bool) -> None:
     """Re-plan the parameter archive: minimise storage under recreation budgets."""
     with console.status(f"re-planning with {algorithm} at α = {alpha}…"):
-        out = _repo(ctx).replan(alpha, algorithm, scheme)
+        out = open_repo(ctx).replan(alpha, algorithm, scheme)
     if as_json:
         echo_json(out.to_dict())
         return
@@ -456,7 +455,7 @@ def eval_(
     if predictions:
         raise click.UsageError("--predictions needs --progressive")
     with console.status("evaluating…"):
-        out = _repo(ctx).evaluate(version, data).to_dict()
+        out = open_repo(ctx).evaluate(version, data).to_dict()
     if as_json:
         echo_json(out)
         return
@@ -470,7 +469,7 @@ def _eval_progressive(
     import numpy as np
 
     with console.status("evaluating plane by plane…"):
-        result = _repo(ctx).evaluate_progressive(version, data, top=top)
+        result = open_repo(ctx).evaluate_progressive(version, data, top=top)
     if predictions:
         np.save(predictions, result.predictions)
     if as_json:

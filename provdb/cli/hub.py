@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from provdb.cli.common import open_repo
 from provdb.hub.names import parse_repo
-from provdb.repository import Repository
 
 err_console = Console(stderr=True)
 
@@ -34,12 +34,6 @@ def _hub(ctx: click.Context) -> Any:
     from provdb.hub import Hub
 
     return Hub.open(ctx.obj["hub"])
-
-
-def _repo(ctx: click.Context) -> Repository:
-    repo = Repository.open((ctx.obj or {}).get("repo"))
-    ctx.call_on_close(repo.close)
-    return repo
 
 
 def _client(ctx: click.Context) -> Any:
@@ -268,7 +262,7 @@ def publish(
     owner, name, ref = parse_repo(target)
     if ref is not None:
         raise click.UsageError("publish takes OWNER/NAME without @VERSION")
-    repo, client = _repo(ctx), _client(ctx)
+    repo, client = open_repo(ctx), _client(ctx)
     with _progress(not as_json, "uploading") as bar:
         task = bar.add_task("upload", total=None) if bar else None
 
@@ -354,7 +348,7 @@ def pull(ctx: click.Context, source: str, as_json: bool) -> None:
     from provdb.hub import client as hub_client
 
     owner, name, ref = parse_repo(source)
-    repo, client = _repo(ctx), _client(ctx)
+    repo, client = open_repo(ctx), _client(ctx)
     with _progress(not as_json, "downloading") as bar:
         task = bar.add_task("download", total=None) if bar else None
 

@@ -29,6 +29,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from dql import CompiledQuery
+from provdb.cli.common import open_repo
 from provdb.cli.render import echo_json, esc
 from provdb.errors import ProvDBError
 from provdb.query import QueryResult, compile_query
@@ -44,13 +45,6 @@ HELP = (
     "\\dry (toggle dry runs), \\saved (list saved queries), \\save NAME (save the last "
     "statement), \\h (help), \\q (quit)."
 )
-
-
-def _repo(ctx: click.Context) -> Repository:
-    """The repository named by ``--repo`` (or found from the current folder), closed with ctx."""
-    repo = Repository.open((ctx.obj or {}).get("repo"))
-    ctx.call_on_close(repo.close)
-    return repo
 
 
 @click.command("query")
@@ -75,7 +69,7 @@ def query(
     dlv query 'slice m2 from m1 where ... mutate m2.input = m1["conv1"] and ...' --dry-run
     dlv query 'construct ...' --save query3        # then: evaluate m from "query3" ...
     """
-    repo = _repo(ctx)
+    repo = open_repo(ctx)
     if save_as is not None:
         if text is None:
             raise click.UsageError("--save needs the query TEXT")

@@ -56,3 +56,12 @@ def as_numpy(value: Any) -> np.ndarray:
         raw = tensor.contiguous().view(getattr(torch, viewed[0])).numpy()
         return np.array(raw).view(viewed[1])
     return np.asarray(value)
+
+
+def unique_name(name: str, used: set[str]) -> str:
+    """``name``, or ``name_1``, ``name_2``… — the first not in ``used`` (which it joins)."""
+    candidate, k = name, 1
+    while candidate in used:
+        candidate, k = f"{name}_{k}", k + 1
+    used.add(candidate)
+    return candidate

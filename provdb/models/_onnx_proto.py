@@ -26,7 +26,7 @@ _FLOAT_TYPES = frozenset(
     {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 )
 _GRAPH_TYPES = frozenset({AttributeProto.GRAPH, AttributeProto.GRAPHS})
-_JSON_TYPES = frozenset(
+JSON_TYPES = frozenset(
     {
         AttributeProto.INT,
         AttributeProto.INTS,
@@ -141,7 +141,7 @@ def inlinable(array: np.ndarray) -> bool:
 def encode_attr(attr: AttributeProto, params: dict[str, np.ndarray]) -> list[Any]:
     """``[ATTRIBUTE_TYPE, JSON value]`` of a node attribute; lifted tensors go to ``params``."""
     type_name = AttributeProto.AttributeType.Name(attr.type)
-    if attr.type in _JSON_TYPES:
+    if attr.type in JSON_TYPES:
         return [type_name, _json_value(helper.get_attribute_value(attr))]
     if attr.type == AttributeProto.TENSOR:
         array = numpy_helper.to_array(attr.t)

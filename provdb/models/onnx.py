@@ -22,24 +22,14 @@ from typing import Any
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
-from onnx import AttributeProto, TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from provdb.errors import InvalidInput
 from provdb.models import _onnx_proto as proto
-from provdb.models._common import Tensors, as_numpy, existing_file, first_line, ints
+from provdb.models._common import Tensors, as_numpy, existing_file, first_line, ints, unique_name
 from provdb.models.network import Layer, NetworkDef
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
-_JSON_ATTRS = frozenset(
-    {
-        AttributeProto.INT,
-        AttributeProto.INTS,
-        AttributeProto.FLOAT,
-        AttributeProto.FLOATS,
-        AttributeProto.STRING,
-        AttributeProto.STRINGS,
-    }
-)
 
 
 def _load_onnx(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
@@ -73,7 +63,7 @@ def _plain_attrs(node: onnx.NodeProto) -> dict[str, Any]:
     """Number and string attributes of a node (what the canonical handlers read)."""
     out: dict[str, Any] = {}
     for attr in node.attribute:
-        if attr.type in _JSON_ATTRS:
+        if attr.type in proto.JSON_TYPES:
             value = helper.get_attribute_value(attr)
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
@@ -434,11 +424,7 @@ class _Import:
         self.graph_outputs = {o.name for o in self.graph.output}
 
     def unique(self, name: str) -> str:
-        candidate, k = name, 1
-        while candidate in self.used:
-            candidate, k = f"{name}_{k}", k + 1
-        self.used.add(candidate)
-        return candidate
+        return unique_name(name, self.used)
 
     def run(self) -> NetworkDef:
         for value in self.graph.input:

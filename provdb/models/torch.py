@@ -23,7 +23,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from provdb.errors import InvalidInput
-from provdb.models._common import Tensors, as_numpy, existing_file, first_line, ints
+from provdb.models._common import Tensors, as_numpy, existing_file, first_line, ints, unique_name
 from provdb.models.builder import encode_arg, module_tensors, resolve_function
 from provdb.models.network import Layer, NetworkDef
 
@@ -312,11 +312,7 @@ class _TorchImport:
         self.module_layer: dict[str, str] = {}
 
     def unique(self, name: str) -> str:
-        candidate, k = name, 1
-        while candidate in self.used:
-            candidate, k = f"{name}_{k}", k + 1
-        self.used.add(candidate)
-        return candidate
+        return unique_name(name, self.used)
 
     def add(
         self,

@@ -635,6 +635,8 @@ DEFAULT_COMPRESSOR = Zstd(level=1, plane_levels=(1, 1, -1, -1))
 
 _SALT = 16
 _OWNED = 2  # kinds 2/3: raw/zstd chunks that carry their owner's salt (format 2)
+#: Bytes an owned chunk's frame adds to its payload (kind, CRC-32, salt).
+CHUNK_FRAME_BYTES = 1 + 4 + _SALT
 
 
 def chunk_salt(owner: str, base: str | None, plane: int, index: int) -> bytes:

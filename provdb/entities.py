@@ -196,6 +196,16 @@ class Agent(Entity):
 
 
 @dataclass(frozen=True)
+class RepositoryMark(Entity):
+    """The repository a graph database belongs to (one per database)."""
+
+    LABEL: ClassVar[str] = "Repository"
+    id: str
+    root: str = ""
+    created_at: str = field(default_factory=now_iso)
+
+
+@dataclass(frozen=True)
 class Derivation:
     """A lineage edge ``(derived)-[:DERIVED_FROM {op, query, at}]->(base)``."""
 
@@ -220,5 +230,6 @@ ENTITY_TYPES: dict[str, type[Entity]] = {
         Dataset,
         Run,
         Agent,
+        RepositoryMark,
     )
 }

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provdb import versioning as vs
-from provdb.entities import ModelVersion, now_iso
+from provdb.entities import ModelVersion, RepositoryMark, now_iso
 from provdb.errors import (
     AlreadyExists,
+    Conflict,
     CorruptData,
     InvalidInput,
     NotFound,
@@ -92,6 +93,7 @@ class Repository:
         }
         repo = cls(root, config)
         repo.graph.setup()  # fail before writing anything if the graph is unreachable
+        repo._claim_graph(new=True)
         (dlv / ARCHIVE_DIR).mkdir(parents=True, exist_ok=True)
         _write_json(dlv / CONFIG_FILE, config)
         return repo
@@ -138,7 +140,35 @@ class Repository:
         """The provenance graph (opened on first use)."""
         if self._graph is None:
             self._graph = open_store(self.graph_uri)
+            if self.backend == "neo4j" and (self.dlv_dir / CONFIG_FILE).exists():
+                self._claim_graph(new=False)
         return self._graph
+
+    def _claim_graph(self, *, new: bool) -> None:
+        """A Neo4j database holds one repository: refuse one that belongs to another (it would
+        list that repository's versions and fail on checkout, its weights being elsewhere).
+        An embedded graph lives inside ``.dlv/`` and is never shared."""
+        if self.backend != "neo4j":
+            return
+        assert self._graph is not None
+        marks = self._graph.get_many(RepositoryMark, self._graph.repository_ids())
+        mine = self.config["id"]
+        others = [m for m in marks if m.id != mine]
+        if others:
+            raise Conflict(
+                f"the Neo4j database {self.graph_uri} belongs to another dlv repository "
+                f"({others[0].id[:12]} at {others[0].root or '?'}); give each repository a "
+                "database of its own (bolt://host:7687/DATABASE)"
+            )
+        if marks:
+            return
+        if new and self._graph.count("ModelVersion"):
+            raise Conflict(
+                f"the Neo4j database {self.graph_uri} already holds model versions of another "
+                "repository; give this one a database of its own"
+            )
+        # a new repository, or one made before databases were claimed: claim it now
+        self._graph.put(RepositoryMark(id=mine, root=str(self.root)))
 
     @property
     def archive(self) -> Archive:

@@ -66,6 +66,10 @@ class GraphReads:
         )
         return [(r["id"], r["name"], r["snapshot"]) for r in rows]
 
+    def repository_ids(self) -> list[str]:
+        """Ids of the repositories that claimed this graph (at most one, normally)."""
+        return [r["id"] for r in self.run_read("MATCH (r:Repository) RETURN r.id AS id")]
+
     def live_snapshot_ids(self) -> list[str]:
         """Ids of every committed snapshot."""
         rows = self.run_read("MATCH (s:Snapshot) WHERE s.committed RETURN s.id AS id")

@@ -95,6 +95,8 @@ NODES: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "Agent": ("name", {"name": "STRING", "kind": "STRING"}),
+    # the repository a graph belongs to: one per database (a second repository is refused)
+    "Repository": ("id", {"id": "STRING", "root": "STRING", "created_at": "STRING"}),
 }
 
 #: Relationship types → (list of (from label, to label), {property: type}).

@@ -203,3 +203,24 @@ def test_progressive_eval_from_the_cli(dlv, repo: Repository, lenet, tmp_path: P
     assert [s["planes"] for s in out["steps"]] == [1, 2, 3, 4]
     assert out["steps"][-1]["fraction"] == 1.0
     assert np.load(tmp_path / "p.npy").shape == (450,)
+
+
+@pytest.mark.neo4j
+def test_a_neo4j_database_holds_one_repository(dlv, neo4j_graph_uri: str, lenet,
+                                               tmp_path: Path) -> None:  # fmt: skip
+    net, w = lenet
+    with Repository.init(tmp_path / "a", graph=neo4j_graph_uri) as first:
+        vid = first.commit("lenet", net, w).version.id
+    out = dlv("init", str(tmp_path / "b"), "--graph", neo4j_graph_uri, ok=False)
+    assert out.exit_code == 1
+    assert "belongs to another dlv repository" in out.output
+    assert not (tmp_path / "b" / ".dlv" / "config.json").exists()
+    listed = dlv("--repo", str(tmp_path / "a"), "list", "--json").output
+    assert [r["id"] for r in json.loads(listed)] == [vid]
+    # a repository whose config names the database but that never claimed it (e.g. copied)
+    config = json.loads((tmp_path / "a" / ".dlv" / "config.json").read_text())
+    (tmp_path / "c" / ".dlv").mkdir(parents=True)
+    (tmp_path / "c" / ".dlv" / "config.json").write_text(json.dumps({**config, "id": "c" * 32}))
+    out = dlv("--repo", str(tmp_path / "c"), "list", ok=False)
+    assert out.exit_code == 1
+    assert "belongs to another dlv repository" in out.output

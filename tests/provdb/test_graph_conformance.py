@@ -20,6 +20,7 @@ from provdb.entities import (
     Metric,
     Model,
     ModelVersion,
+    RepositoryMark,
     Run,
     Snapshot,
     Tensor,
@@ -62,6 +63,7 @@ SAMPLES = [
         command="python train.py --lr 0.01",
     ),
     Agent(name="ann", kind="person"),
+    RepositoryMark(id="r" * 32, root="/work/repo"),
 ]
 
 

@@ -46,6 +46,7 @@ CODES: dict[str, Code] = {
         Code("too_large", 413, 1, "an upload or value over the configured limit"),
         Code("training_diverged", 422, 1, "a training run produced non-finite loss"),
         Code("rate_limited", 429, 75, "too many requests; retry later"),
+        Code("disk_full", 507, 1, "no room left on the disk (or in the archive's map)"),
         Code("corrupt", 500, 1, "stored data failed verification (checksum, digest, format)"),
         Code("internal", 500, 1, "a bug: the library did something it should not"),
         Code("unavailable", 503, 69, "Neo4j, the object store or a hub cannot be reached"),
@@ -157,6 +158,12 @@ class RateLimited(ProvDBError):
     code = "rate_limited"
 
 
+class DiskFull(ProvDBError):
+    """No room left on the disk, or in the archive's memory map; nothing was written."""
+
+    code = "disk_full"
+
+
 class CorruptData(ProvDBError):
     """Stored data that fails verification: a repository, an archive record, a chunk."""
 
@@ -193,6 +200,8 @@ _STORAGE_CODES: dict[str, type[ProvDBError]] = {
     "invalid_input": InvalidInput,
     "read_only": Conflict,
     "conflict": Conflict,
+    "disk_full": DiskFull,
+    "map_full": DiskFull,
 }
 
 

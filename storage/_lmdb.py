@@ -13,6 +13,7 @@ Pitfalls handled here (see research/storage-anchors.md §5):
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,6 +85,10 @@ def _damaged(exc: lmdb.Error) -> StorageError:
     if isinstance(exc, lmdb.CorruptedError | lmdb.PageNotFoundError | lmdb.InvalidError):
         return CorruptionError(f"LMDB file is damaged: {exc}")
     return StorageError(f"LMDB error: {exc}")
+
+
+#: A failed commit with less free space than this on the file system is reported as "disk full".
+DISK_FULL_BELOW = 1 << 20
 
 
 class LMDBStore(Store):
@@ -162,8 +167,23 @@ class LMDBStore(Store):
             raise StorageError(
                 f"LMDB map full at {self.map_size} bytes; pass a larger reserve", code="map_full"
             ) from exc
+        except lmdb.Error as exc:
+            raise self._write_failed(exc) from exc
         if write:
             self._pad()
+
+    def _write_failed(self, exc: lmdb.Error) -> StorageError:
+        """A failed commit: "disk full" when the file system has no room left (LMDB reports
+        ENOSPC on a memory-mapped write as an I/O error), else the LMDB error. The commit was
+        not applied: the archive is as it was before the transaction."""
+        free = shutil.disk_usage(self.path).free
+        if free < DISK_FULL_BELOW or "No space" in str(exc):
+            return StorageError(
+                f"disk full: {free} bytes free on the file system holding {self.path}; "
+                "the write was not applied (free some space and retry)",
+                code="disk_full",
+            )
+        return _damaged(exc)
 
     def _pad(self) -> None:
         """Keep ``_PAD`` zero bytes (sparse: no disk) behind the last page. LMDB 0.9 has no page

@@ -7,6 +7,7 @@ Every command parses its arguments, makes one library call and renders the resul
 
 from __future__ import annotations
 
+import errno
 import json
 from typing import Any, NoReturn
 
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from provdb.cli.common import open_repo
 from provdb.cli.render import clip, console, echo_json, esc, number, size
-from provdb.errors import ProvDBError
+from provdb.errors import DiskFull, ProvDBError
 from provdb.repository import Repository
 from provdb.results import DiffRow, LineageNode
 
@@ -28,6 +29,10 @@ class DlvGroup(click.Group):
             return super().invoke(ctx)
         except ProvDBError as exc:
             fail(ctx, exc)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            fail(ctx, DiskFull(f"disk full: {exc.strerror} ({exc.filename or 'a write'})"))
 
 
 def fail(ctx: click.Context, exc: ProvDBError) -> NoReturn:

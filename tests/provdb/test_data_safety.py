@@ -224,3 +224,43 @@ def test_a_neo4j_database_holds_one_repository(dlv, neo4j_graph_uri: str, lenet,
     out = dlv("--repo", str(tmp_path / "c"), "list", ok=False)
     assert out.exit_code == 1
     assert "belongs to another dlv repository" in out.output
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 12 MiB file system (tmpfs), so a commit can run out of room for real."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    where = tmp_path / "disk"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_the_repository_stays_usable(
+    dlv, small_disk: Path, tmp_path: Path
+) -> None:
+    root = small_disk / "repo"
+    dlv("init", str(root))
+    rng = np.random.default_rng(0)
+    outcomes = []
+    for i in range(6):
+        path = tmp_path / f"w{i}.safetensors"
+        w = {"fc1.weight": rng.standard_normal((256, 1024)).astype(np.float32)}
+        save_file(w, str(path))
+        outcomes.append(dlv("--repo", str(root), "commit", str(path), "--name", f"m{i}", ok=False))
+    failed = [o for o in outcomes if o.exit_code != 0]
+    assert failed, "the disk never filled up"
+    for out in failed:
+        assert out.exit_code == 1
+        assert out.output.count("\n") == 1
+        assert "disk full" in out.output
+    committed = [o.output.strip() for o in outcomes if o.exit_code == 0]
+    listed = json.loads(dlv("--repo", str(root), "list", "--json").output)
+    assert sorted(r["id"] for r in listed) == sorted(committed)
+    target = tmp_path / "back.safetensors"
+    dlv("--repo", str(root), "checkout", committed[0], "-o", str(target))
+    assert target.stat().st_size > 1_000_000

@@ -28,7 +28,7 @@ def test_every_code_maps_to_one_http_status_and_one_exit_status() -> None:
         "invalid_input": 400, "syntax_error": 400, "unauthorized": 401, "forbidden": 403,
         "not_found": 404, "already_exists": 409, "conflict": 409, "too_large": 413,
         "rate_limited": 429, "corrupt": 500, "internal": 500, "unavailable": 503, "locked": 503,
-        "training_diverged": 422,
+        "training_diverged": 422, "disk_full": 507,
     }  # fmt: skip
     assert {name: http_status(name) for name in CODES} == expected_http
     for name in CODES:

@@ -241,6 +241,8 @@ def _glob_to_regex(pattern: str) -> tuple[str, list[str]]:
             i = capture.end()
             continue
         piece, is_wild, i = _glob_element(pattern, i)
+        if piece == ".*" and pieces and pieces[-1] == ".*" and wildcard[-1]:
+            continue  # a run of stars is one star: adjacent .* make Java's regex backtrack
         pieces.append(piece)
         wildcard.append(is_wild)
     return "(?s)" + "".join(pieces), captures

@@ -340,3 +340,24 @@ def test_neo4j_runs_every_pattern_fast(neo4j_uri: str, neo4j_auth: tuple[str, st
                     assert got == expected, text
             finally:
                 session.run(CLEAN).consume()
+
+
+@pytest.mark.parametrize(
+    ("glob", "regex", "name", "captures"),
+    [
+        ("conv****z", "(?s)conv.*z", "conv12z", {}),
+        ("*a**a***z", "(?s).*a.*a.*z", "xaayz", {}),
+        ("c**($1)x", "(?s)c(.*)x", "c12x", {"1": "12"}),
+        ("conv*($1)", "(?s)conv(.*)", "conv3", {"1": "3"}),
+    ],
+)
+def test_a_run_of_glob_stars_is_one_star(
+    glob: str, regex: str, name: str, captures: dict[str, str]
+) -> None:
+    """Adjacent ``.*`` in a regex make Java's engine backtrack polynomially per star (a layer
+    selector like ``m["********z"]`` could tie up Neo4j): a run of stars compiles to one."""
+    from dql.patterns import Glob
+
+    compiled = Glob(glob)
+    assert compiled.regex == regex
+    assert compiled.match(name) == captures

@@ -165,15 +165,26 @@ class Repository:
     # -- reading ----------------------------------------------------------------------------
 
     def list_versions(self, name: str | None = None, limit: int | None = None) -> list[VersionRow]:
-        """Versions newest first, each with its parents; ``name`` is a glob."""
+        """Versions newest first, each with its parents and the run that generated it (the
+        runs of all listed versions in one read); ``name`` is a glob."""
         with self.graph.session():
             versions = self.graph.versions(name=name, limit=limit)
-            edges = self.graph.parents([v.id for v in versions]) if versions else []
+            ids = [v.id for v in versions]
+            edges = self.graph.parents(ids) if versions else []
+            runs = self.graph.runs_of(ids)
         parents: dict[str, list[Parent]] = {}
         for edge in edges:
             parents.setdefault(edge.derived, []).append(Parent(edge.base, edge.op))
         return [
-            VersionRow(v.id, v.name, v.created_at, v.message, v.author, parents.get(v.id, []))
+            VersionRow(
+                v.id,
+                v.name,
+                v.created_at,
+                v.message,
+                v.author,
+                parents.get(v.id, []),
+                runs.get(v.id),
+            )
             for v in versions
         ]
 

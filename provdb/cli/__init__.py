@@ -8,14 +8,15 @@ Every command parses its arguments, makes one library call and renders the resul
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, NoReturn
 
 import click
 from rich.table import Table
 
 from provdb.cli.common import open_repo
-from provdb.cli.render import clip, console, echo_json, esc, number, size
-from provdb.errors import ProvDBError
+from provdb.cli.render import clip, console, echo_json, esc, number, run_status, seconds, size
+from provdb.errors import AlreadyExists, ProvDBError
 from provdb.repository import Repository
 from provdb.results import DiffRow, LineageNode
 
@@ -106,7 +107,8 @@ def init(path: str, graph: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_(ctx: click.Context, name: str | None, limit: int | None, as_json: bool) -> None:
-    """List model versions, newest first, with what each was derived from."""
+    """List model versions, newest first, with what each was derived from and the status
+    of the run that generated it (FAILED in red)."""
     rows = open_repo(ctx).list_versions(name=name, limit=limit)
     if as_json:
         echo_json([r.to_dict() for r in rows])
@@ -114,11 +116,11 @@ def list_(ctx: click.Context, name: str | None, limit: int | None, as_json: bool
     if not rows:
         click.echo("no versions yet (commit one with `dlv commit`)")
         return
-    table = Table("id", "name", "created", "derived from", "message")
+    table = Table("id", "name", "created", "derived from", "run", "message")
     for r in rows:
         parents = ", ".join(f"{p.id[:12]} ({p.op})" for p in r.parents)
         created = r.created_at[:19].replace("T", " ")
-        table.add_row(r.id[:12], esc(r.name), created, parents, esc(r.message))
+        table.add_row(r.id[:12], esc(r.name), created, parents, run_status(r.run), esc(r.message))
     console.print(table)
 
 
@@ -289,6 +291,16 @@ def desc(ctx: click.Context, version: str, as_json: bool) -> None:
         console.print(f"  {esc(d.message)}")
     for p in d.parents:
         console.print(f"  derived from {p.id[:12]} ({p.op})")
+    if d.run:
+        r = d.run
+        console.print(
+            f"  run {r.id[:12]} {run_status(r)}  started {esc(r.started_at[:19])}"
+            f"  duration {seconds(r.duration())}  agent {esc(r.agent or '-')}"
+        )
+        if r.command:
+            console.print(f"  command {esc(r.command)}")
+    if d.network_inferred:
+        console.print("  network inferred from tensor names and shapes")
     layers = Table("#", "layer", "type", "attributes", title="network")
     for i, layer in enumerate(d.layers):
         kind = layer.type + (f"({layer.mode})" if layer.mode else "")
@@ -351,6 +363,38 @@ def diff(
     for kind in ("added", "removed"):
         for a, b in d.edges[kind]:
             console.print(f"[{colour[kind]}]edge {kind}: {esc(a)} → {esc(b)}")
+
+
+@cli.group()
+def network() -> None:
+    """Work with network definitions (the JSON that --network reads)."""
+
+
+@network.command("infer")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the JSON to this file instead of printing it.",
+)
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def network_infer(model_file: str, output: str | None, force: bool) -> None:
+    """Infer a network definition from a weights file's tensor names and shapes (ONNX files
+    give their own network) and print it as JSON, to edit and pass to dlv commit --network."""
+    from provdb.models.files import read_model_file
+
+    found = read_model_file(model_file, infer=True)
+    assert found.network is not None  # infer=True always yields one
+    text = found.network.to_json(indent=2) + "\n"
+    if output:
+        if os.path.exists(output) and not force:
+            raise AlreadyExists(f"{output} exists; give --force to overwrite it")
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command()

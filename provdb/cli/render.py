@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from provdb.results import RunInfo
 
 console = Console()
 
@@ -58,3 +61,23 @@ def clip(text: str, limit: int) -> str:
 def number(value: float | None) -> str:
     """A metric value (``-`` when absent)."""
     return "-" if value is None else f"{value:.4g}"
+
+
+def seconds(value: float | None) -> str:
+    """A duration for people (``42.0 s``, ``3 min 5 s``, ``2 h 4 min``; ``-`` when unknown)."""
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, secs = divmod(int(round(value)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def run_status(run: RunInfo | None) -> str:
+    """A run's status as rich markup: FAILED in red, RUNNING in yellow, empty for no run."""
+    if run is None:
+        return ""
+    colour = {"FAILED": "bold red", "RUNNING": "yellow"}.get(run.status)
+    return f"[{colour}]{esc(run.status)}[/{colour}]" if colour else esc(run.status)

@@ -437,6 +437,23 @@ class Repository:
             return []
         return [vs.FileRecord(**r) for r in json.loads(self._staged_path.read_text())]
 
+    def unstage(self, paths: list[str | os.PathLike[str]] | None = None) -> list[vs.FileRecord]:
+        """Take files off the staged list (all of them when ``paths`` is ``None``); returns
+        the records removed. A path that is not staged is an error and changes nothing."""
+        staged = self.staged()
+        if paths is None:
+            self.clear_staged()
+            return staged
+        wanted = {Path(p).resolve(): str(p) for p in paths}
+        removed = [r for r in staged if Path(r.path).resolve() in wanted]
+        missing = set(wanted) - {Path(r.path).resolve() for r in removed}
+        if missing:
+            names = ", ".join(sorted(wanted[m] for m in missing))
+            raise InvalidInput(f"not staged: {names} (dlv add stages files)")
+        kept = [r for r in staged if r not in removed]
+        _write_json(self._staged_path, [r.__dict__ for r in kept])
+        return removed
+
     def clear_staged(self) -> None:
         """Forget the staged files."""
         self._staged_path.unlink(missing_ok=True)

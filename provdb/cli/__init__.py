@@ -15,7 +15,17 @@ import click
 from rich.table import Table
 
 from provdb.cli.common import open_repo
-from provdb.cli.render import clip, console, echo_json, esc, number, run_status, seconds, size
+from provdb.cli.render import (
+    clip,
+    console,
+    echo_json,
+    esc,
+    number,
+    run_status,
+    seconds,
+    shorten_names,
+    size,
+)
 from provdb.errors import AlreadyExists, ProvDBError
 from provdb.repository import Repository
 from provdb.results import DiffRow, LineageNode
@@ -158,6 +168,15 @@ def add(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Stage FILES (scripts, configs, data) to be recorded, by digest, with the next commit."""
     for record in open_repo(ctx).stage(list(files)):
         click.echo(f"staged {record.path} ({size(record.size)}, sha256 {record.digest[:12]})")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.pass_context
+def unstage(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Take FILES off the list dlv add staged (no FILES: clear the whole list)."""
+    for record in open_repo(ctx).unstage(list(files) if files else None):
+        click.echo(f"unstaged {record.path}")
 
 
 @cli.command()
@@ -343,13 +362,18 @@ def diff(
         return
     heads = [f"{esc(v['name'])} {v['id'][:8]}" for v in d.versions]
     colour = {"added": "green", "removed": "red", "changed": "yellow", "same": "dim"}
+    name_width = max(16, console.width // 3)  # long names are cut from the middle to this
 
     def show(title: str, rows: list[DiffRow], fmt: Any) -> None:
         if not rows:
             return
-        t = Table(title, "", *heads, title=title)
-        for r in rows:
-            name = f"[{colour[r.status]}]{esc(r.name)}"
+        t = Table(title=title)
+        names = shorten_names([r.name for r in rows], name_width)
+        t.add_column(title, min_width=min(name_width, max(map(len, names))), overflow="fold")
+        for head in ("", *heads):
+            t.add_column(head)
+        for r, shown in zip(rows, names, strict=True):
+            name = f"[{colour[r.status]}]{esc(shown)}"
             t.add_row(name, r.status, *(esc(fmt(v)) for v in r.values))
         console.print(t)
 

@@ -58,6 +58,31 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def middle(text: str, limit: int, head: int | None = None) -> str:
+    """``text`` cut from the middle to ``limit`` characters (``encoder.layer.…query.weight``):
+    tensor and layer names differ at both ends, so both are kept; ``head`` characters of the
+    start (default: half)."""
+    if len(text) <= limit:
+        return text
+    if limit < 3:
+        return clip(text, limit)
+    head = limit // 2 if head is None else max(1, min(head, limit - 1))
+    tail = limit - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+def shorten_names(names: list[str], limit: int) -> list[str]:
+    """The names cut from the middle to ``limit`` characters at one split that keeps them
+    all distinct (the cut moves towards whichever end tells them apart); names no split
+    keeps apart are returned whole, for the table to wrap."""
+    half = limit // 2
+    for head in (half, *range(half + 1, limit - 1), *range(half - 1, 0, -1)):
+        short = [middle(n, limit, head) for n in names]
+        if len(set(short)) == len(set(names)):
+            return short
+    return list(names)
+
+
 def number(value: float | None) -> str:
     """A metric value (``-`` when absent)."""
     return "-" if value is None else f"{value:.4g}"

@@ -40,6 +40,7 @@ def describe(repo: Repository, ref: str) -> Description:
         metrics = graph.metrics_of(version.id)
         files = graph.files_of(version.id)
         lineage = graph.lineage(version.id, depth=1, direction="both")
+        run = graph.runs_of([version.id]).get(version.id)
     net = vs.network_of(version) if version.network else None
     with storage_errors(f"version {version.id[:12]}"):
         sizes = {s.id: dict(repo.archive.snapshot_stats(s.id)) for s in snaps}
@@ -71,6 +72,8 @@ def describe(repo: Repository, ref: str) -> Description:
         ],
         parents=[Parent(e.base, e.op) for e in lineage.edges if e.derived == version.id],
         children=[Parent(e.derived, e.op) for e in lineage.edges if e.base == version.id],
+        network_inferred=bool(net and net.meta.get("inferred")),
+        run=run,
     )
 
 

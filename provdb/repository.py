@@ -195,15 +195,26 @@ class Repository:
     # -- reading ----------------------------------------------------------------------------
 
     def list_versions(self, name: str | None = None, limit: int | None = None) -> list[VersionRow]:
-        """Versions newest first, each with its parents; ``name`` is a glob."""
+        """Versions newest first, each with its parents and the run that generated it (the
+        runs of all listed versions in one read); ``name`` is a glob."""
         with self.graph.session():
             versions = self.graph.versions(name=name, limit=limit)
-            edges = self.graph.parents([v.id for v in versions]) if versions else []
+            ids = [v.id for v in versions]
+            edges = self.graph.parents(ids) if versions else []
+            runs = self.graph.runs_of(ids)
         parents: dict[str, list[Parent]] = {}
         for edge in edges:
             parents.setdefault(edge.derived, []).append(Parent(edge.base, edge.op))
         return [
-            VersionRow(v.id, v.name, v.created_at, v.message, v.author, parents.get(v.id, []))
+            VersionRow(
+                v.id,
+                v.name,
+                v.created_at,
+                v.message,
+                v.author,
+                parents.get(v.id, []),
+                runs.get(v.id),
+            )
             for v in versions
         ]
 
@@ -455,6 +466,23 @@ class Repository:
         if not self._staged_path.exists():
             return []
         return [vs.FileRecord(**r) for r in json.loads(self._staged_path.read_text())]
+
+    def unstage(self, paths: list[str | os.PathLike[str]] | None = None) -> list[vs.FileRecord]:
+        """Take files off the staged list (all of them when ``paths`` is ``None``); returns
+        the records removed. A path that is not staged is an error and changes nothing."""
+        staged = self.staged()
+        if paths is None:
+            self.clear_staged()
+            return staged
+        wanted = {Path(p).resolve(): str(p) for p in paths}
+        removed = [r for r in staged if Path(r.path).resolve() in wanted]
+        missing = set(wanted) - {Path(r.path).resolve() for r in removed}
+        if missing:
+            names = ", ".join(sorted(wanted[m] for m in missing))
+            raise InvalidInput(f"not staged: {names} (dlv add stages files)")
+        kept = [r for r in staged if r not in removed]
+        _write_json(self._staged_path, [r.__dict__ for r in kept])
+        return removed
 
     def clear_staged(self) -> None:
         """Forget the staged files."""

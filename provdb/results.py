@@ -30,8 +30,38 @@ class Parent(Result):
 
 
 @dataclass(frozen=True)
+class RunInfo(Result):
+    """The run (SDK training/evaluation activity) that generated a version: its status
+    (``RUNNING``, ``FINISHED``, ``FAILED``), start and end times, agent and command."""
+
+    id: str
+    status: str
+    started_at: str
+    ended_at: str
+    agent: str
+    command: str
+
+    @property
+    def failed(self) -> bool:
+        """Whether the run ended with an error."""
+        return self.status == "FAILED"
+
+    def duration(self) -> float | None:
+        """Seconds from start to end (``None`` while running or when a time is unreadable)."""
+        from datetime import datetime
+
+        try:
+            start = datetime.fromisoformat(self.started_at)
+            end = datetime.fromisoformat(self.ended_at)
+        except (TypeError, ValueError):
+            return None
+        return (end - start).total_seconds()
+
+
+@dataclass(frozen=True)
 class VersionRow(Result):
-    """A version as ``dlv list`` shows it: the version and the versions it derives from."""
+    """A version as ``dlv list`` shows it: the version, the versions it derives from and
+    the run that generated it (``None`` for plain commits)."""
 
     id: str
     name: str
@@ -39,6 +69,7 @@ class VersionRow(Result):
     message: str
     author: str
     parents: list[Parent]
+    run: RunInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +219,9 @@ class SnapshotRow(Result):
 
 @dataclass(frozen=True)
 class Description(Result):
-    """Everything about one version (``dlv desc``)."""
+    """Everything about one version (``dlv desc``). ``network_inferred``: the network was
+    guessed from a weights file's tensor names and shapes; ``run``: the run that generated
+    the version, if any."""
 
     id: str
     name: str
@@ -204,6 +237,8 @@ class Description(Result):
     snapshots: list[SnapshotRow]
     parents: list[Parent]
     children: list[Parent]
+    network_inferred: bool = False
+    run: RunInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The description as JSON (snapshots keep their archive extras)."""

@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from typing import Any, NoReturn
 
 import click
 from rich.table import Table
 
 from provdb.cli.common import open_repo
-from provdb.cli.render import clip, console, echo_json, esc, number, size
-from provdb.errors import DiskFull, ProvDBError
+from provdb.cli.render import (
+    clip,
+    console,
+    echo_json,
+    esc,
+    number,
+    run_status,
+    seconds,
+    shorten_names,
+    size,
+)
+from provdb.errors import AlreadyExists, DiskFull, ProvDBError
 from provdb.repository import Repository
 from provdb.results import DiffRow, LineageNode
 
@@ -111,7 +122,8 @@ def init(path: str, graph: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_(ctx: click.Context, name: str | None, limit: int | None, as_json: bool) -> None:
-    """List model versions, newest first, with what each was derived from."""
+    """List model versions, newest first, with what each was derived from and the status
+    of the run that generated it (FAILED in red)."""
     rows = open_repo(ctx).list_versions(name=name, limit=limit)
     if as_json:
         echo_json([r.to_dict() for r in rows])
@@ -119,11 +131,11 @@ def list_(ctx: click.Context, name: str | None, limit: int | None, as_json: bool
     if not rows:
         click.echo("no versions yet (commit one with `dlv commit`)")
         return
-    table = Table("id", "name", "created", "derived from", "message")
+    table = Table("id", "name", "created", "derived from", "run", "message")
     for r in rows:
         parents = ", ".join(f"{p.id[:12]} ({p.op})" for p in r.parents)
         created = r.created_at[:19].replace("T", " ")
-        table.add_row(r.id[:12], esc(r.name), created, parents, esc(r.message))
+        table.add_row(r.id[:12], esc(r.name), created, parents, run_status(r.run), esc(r.message))
     console.print(table)
 
 
@@ -161,6 +173,15 @@ def add(ctx: click.Context, files: tuple[str, ...]) -> None:
     """Stage FILES (scripts, configs, data) to be recorded, by digest, with the next commit."""
     for record in open_repo(ctx).stage(list(files)):
         click.echo(f"staged {record.path} ({size(record.size)}, sha256 {record.digest[:12]})")
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.pass_context
+def unstage(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Take FILES off the list dlv add staged (no FILES: clear the whole list)."""
+    for record in open_repo(ctx).unstage(list(files) if files else None):
+        click.echo(f"unstaged {record.path}")
 
 
 @cli.command()
@@ -294,6 +315,16 @@ def desc(ctx: click.Context, version: str, as_json: bool) -> None:
         console.print(f"  {esc(d.message)}")
     for p in d.parents:
         console.print(f"  derived from {p.id[:12]} ({p.op})")
+    if d.run:
+        r = d.run
+        console.print(
+            f"  run {r.id[:12]} {run_status(r)}  started {esc(r.started_at[:19])}"
+            f"  duration {seconds(r.duration())}  agent {esc(r.agent or '-')}"
+        )
+        if r.command:
+            console.print(f"  command {esc(r.command)}")
+    if d.network_inferred:
+        console.print("  network inferred from tensor names and shapes")
     layers = Table("#", "layer", "type", "attributes", title="network")
     for i, layer in enumerate(d.layers):
         kind = layer.type + (f"({layer.mode})" if layer.mode else "")
@@ -336,13 +367,18 @@ def diff(
         return
     heads = [f"{esc(v['name'])} {v['id'][:8]}" for v in d.versions]
     colour = {"added": "green", "removed": "red", "changed": "yellow", "same": "dim"}
+    name_width = max(16, console.width // 3)  # long names are cut from the middle to this
 
     def show(title: str, rows: list[DiffRow], fmt: Any) -> None:
         if not rows:
             return
-        t = Table(title, "", *heads, title=title)
-        for r in rows:
-            name = f"[{colour[r.status]}]{esc(r.name)}"
+        t = Table(title=title)
+        names = shorten_names([r.name for r in rows], name_width)
+        t.add_column(title, min_width=min(name_width, max(map(len, names))), overflow="fold")
+        for head in ("", *heads):
+            t.add_column(head)
+        for r, shown in zip(rows, names, strict=True):
+            name = f"[{colour[r.status]}]{esc(shown)}"
             t.add_row(name, r.status, *(esc(fmt(v)) for v in r.values))
         console.print(t)
 
@@ -356,6 +392,38 @@ def diff(
     for kind in ("added", "removed"):
         for a, b in d.edges[kind]:
             console.print(f"[{colour[kind]}]edge {kind}: {esc(a)} → {esc(b)}")
+
+
+@cli.group()
+def network() -> None:
+    """Work with network definitions (the JSON that --network reads)."""
+
+
+@network.command("infer")
+@click.argument("model_file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the JSON to this file instead of printing it.",
+)
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def network_infer(model_file: str, output: str | None, force: bool) -> None:
+    """Infer a network definition from a weights file's tensor names and shapes (ONNX files
+    give their own network) and print it as JSON, to edit and pass to dlv commit --network."""
+    from provdb.models.files import read_model_file
+
+    found = read_model_file(model_file, infer=True)
+    assert found.network is not None  # infer=True always yields one
+    text = found.network.to_json(indent=2) + "\n"
+    if output:
+        if os.path.exists(output) and not force:
+            raise AlreadyExists(f"{output} exists; give --force to overwrite it")
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command()

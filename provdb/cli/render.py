@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from provdb.results import RunInfo
 
 console = Console()
 
@@ -55,6 +58,51 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def middle(text: str, limit: int, head: int | None = None) -> str:
+    """``text`` cut from the middle to ``limit`` characters (``encoder.layer.…query.weight``):
+    tensor and layer names differ at both ends, so both are kept; ``head`` characters of the
+    start (default: half)."""
+    if len(text) <= limit:
+        return text
+    if limit < 3:
+        return clip(text, limit)
+    head = limit // 2 if head is None else max(1, min(head, limit - 1))
+    tail = limit - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+def shorten_names(names: list[str], limit: int) -> list[str]:
+    """The names cut from the middle to ``limit`` characters at one split that keeps them
+    all distinct (the cut moves towards whichever end tells them apart); names no split
+    keeps apart are returned whole, for the table to wrap."""
+    half = limit // 2
+    for head in (half, *range(half + 1, limit - 1), *range(half - 1, 0, -1)):
+        short = [middle(n, limit, head) for n in names]
+        if len(set(short)) == len(set(names)):
+            return short
+    return list(names)
+
+
 def number(value: float | None) -> str:
     """A metric value (``-`` when absent)."""
     return "-" if value is None else f"{value:.4g}"
+
+
+def seconds(value: float | None) -> str:
+    """A duration for people (``42.0 s``, ``3 min 5 s``, ``2 h 4 min``; ``-`` when unknown)."""
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, secs = divmod(int(round(value)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def run_status(run: RunInfo | None) -> str:
+    """A run's status as rich markup: FAILED in red, RUNNING in yellow, empty for no run."""
+    if run is None:
+        return ""
+    colour = {"FAILED": "bold red", "RUNNING": "yellow"}.get(run.status)
+    return f"[{colour}]{esc(run.status)}[/{colour}]" if colour else esc(run.status)

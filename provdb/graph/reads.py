@@ -6,11 +6,12 @@ never from user text. :class:`~provdb.graph.base.GraphStore` inherits these.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from provdb.entities import File, Hyperparameter, Metric, ModelVersion, Snapshot, Tensor
+from provdb.entities import File, Hyperparameter, Metric, ModelVersion, Run, Snapshot, Tensor
 from provdb.errors import InvalidInput
+from provdb.results import RunInfo
 
 #: Node labels that own hyper-parameters, metrics and files.
 OWNERS = ("ModelVersion", "Run")
@@ -100,6 +101,25 @@ class GraphReads:
             {"id": owner_id},
         )
         return [File.from_props(r["f"]) for r in rows]
+
+    def runs_of(self, version_ids: Sequence[str]) -> dict[str, RunInfo]:
+        """The run that generated each of these versions, with its agent (one round trip);
+        versions no run generated are absent. A version with several runs gets the newest."""
+        if not version_ids:
+            return {}
+        rows = self.run_read(
+            "UNWIND $ids AS i MATCH (v:ModelVersion {id: i})-[:WAS_GENERATED_BY]->(r:Run) "
+            "OPTIONAL MATCH (r)-[:WAS_ASSOCIATED_WITH]->(a:Agent) "
+            "RETURN v.id AS version, r AS run, a.name AS agent",
+            {"ids": list(version_ids)},
+        )
+        found: dict[str, RunInfo] = {}
+        for row in sorted(rows, key=lambda r: str(r["run"].get("started_at") or "")):
+            run = Run.from_props(row["run"])
+            found[row["version"]] = RunInfo(
+                run.id, run.status, run.started_at, run.ended_at, row["agent"] or "", run.command
+            )
+        return found
 
 
 def _owner(label: str) -> str:

@@ -17,14 +17,15 @@ from provdb.models.builder import build_module, module_tensors
 PINS: dict[str, Any] = {
     "init": ["archive", "backend", "graph", "id", "models", "root", "versions"],
     "commit": ["id", "name", "new_bytes", "raw_bytes", "snapshot"],
-    "list": [["author", "created_at", "id", "message", "name", "parents"]],
+    "list": [["author", "created_at", "id", "message", "name", "parents", "run"]],
     "info": ["archive", "backend", "graph", "id", "models", "root", "versions"],
     "lineage": ["depth", "edges", "root", "versions"],
     "lineage.edges": ["at", "base", "derived", "op", "query"],
     "lineage.versions": ["created_at", "name"],
     "desc": [
         "author", "children", "created_at", "edges", "files", "framework", "id", "layers",
-        "message", "metrics", "name", "params", "parents", "snapshots",
+        "message", "metrics", "name", "network_inferred", "params", "parents", "run",
+        "snapshots",
     ],
     "desc.layers": ["attrs", "mode", "name", "type"],
     "desc.snapshots": ["chain_depth", "id", "iteration", "latest", "raw", "read_bytes", "stored"],

@@ -131,7 +131,12 @@ def list_(ctx: click.Context, name: str | None, limit: int | None, as_json: bool
     if not rows:
         click.echo("no versions yet (commit one with `dlv commit`)")
         return
-    table = Table("id", "name", "created", "derived from", "run", "message")
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", no_wrap=True)  # names and ids stay whole; the message wraps
+    table.add_column("created", no_wrap=True)
+    for head in ("derived from", "run", "message"):
+        table.add_column(head)
     for r in rows:
         parents = ", ".join(f"{p.id[:12]} ({p.op})" for p in r.parents)
         created = r.created_at[:19].replace("T", " ")

@@ -264,3 +264,16 @@ def test_a_full_disk_is_one_line_and_the_repository_stays_usable(
     target = tmp_path / "back.safetensors"
     dlv("--repo", str(root), "checkout", committed[0], "-o", str(target))
     assert target.stat().st_size > 1_000_000
+
+
+@pytest.mark.neo4j
+def test_neo4j_reads_print_no_driver_notifications(neo4j_graph_uri: str, tmp_path: Path) -> None:
+    """Driver notifications (GqlStatusObject warnings about labels a fresh database lacks) are
+    silenced: a read command's stderr stays empty."""
+    Repository.init(tmp_path / "r", graph=neo4j_graph_uri).close()
+    env = {**os.environ, "DLV_REPO": str(tmp_path / "r")}
+    for args in (["list"], ["stats"], ["query", 'select m where m["x"].next has POOL("MAX")']):
+        done = subprocess.run([sys.executable, "-m", "provdb.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""

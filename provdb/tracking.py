@@ -5,14 +5,31 @@ data sets and the parent version, and generating one model version whose snapsho
 checkpoints it logs. Parameters and metrics are buffered and written in batches (at every
 checkpoint, every ``flush_every`` metric points, at commit and at exit). If the block raises,
 the run is marked ``FAILED`` and everything logged so far is kept.
+
+Checkpoints are written in the background: :meth:`ActiveRun.log_checkpoint` copies the weights
+(a detached CPU numpy copy of each tensor) and hands the archive write and its graph transaction
+to one worker thread through a bounded queue (``checkpoint_queue`` snapshots; at most that many
+plus the one being written plus the one being copied are in memory), so it blocks only when
+training outruns the disk. Every graph write of the run goes through the same worker, in the
+order it was logged, so each checkpoint still deltas against the previous one and each is one
+archive write plus one graph transaction (a killed process leaves a consistent repository).
+:meth:`~ActiveRun.flush`, :meth:`~ActiveRun.commit`, :meth:`~ActiveRun.end` and the end of the
+``with`` block wait for the queue to drain. A failure in the worker is kept and raised by the
+next ``log_checkpoint``/``flush``/``commit`` and at the end of the block, and the run is marked
+``FAILED`` with what was written kept. ``checkpoint_queue=0`` writes synchronously.
+
+While a run writes in the background, do not hold ``repo.graph.session()`` open in the training
+thread: the embedded graph's held handle is per store, not per thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import shlex
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,6 +45,9 @@ from provdb.models.network import NetworkDef
 from provdb.repository import Repository
 
 FLUSH_EVERY = 1000
+CHECKPOINT_QUEUE = 2
+
+_Meta = tuple[dict[str, Any], dict[str, tuple[list[int], list[float]]], list[vs.FileRecord]]
 
 
 class ActiveRun:
@@ -41,6 +61,7 @@ class ActiveRun:
         network: NetworkDef | None = None,
         flush_every: int = FLUSH_EVERY,
         own_repo: bool = False,
+        checkpoint_queue: int = CHECKPOINT_QUEUE,
     ) -> None:
         self.repo = repo
         self.name = vs.check_name(name)
@@ -61,7 +82,15 @@ class ActiveRun:
         self._dirty_metrics: set[str] = set()
         self._unwritten_files: list[vs.FileRecord] = []
         self._pending = 0
+        # written by the worker only (the caller never reads it while the run is open)
         self._last_snapshot: Snapshot | None = None
+        if checkpoint_queue < 0:
+            raise InvalidInput(f"checkpoint_queue must be >= 0, not {checkpoint_queue}")
+        self._queue: queue.Queue[Callable[[], None] | None] | None = (
+            queue.Queue(maxsize=checkpoint_queue) if checkpoint_queue else None
+        )
+        self._worker: threading.Thread | None = None
+        self._failure: Exception | None = None  # the worker's first error, re-raised later
         self._start()
 
     @property
@@ -96,7 +125,7 @@ class ActiveRun:
         values.append(float(value))
         self._pending += 1
         if self._pending >= self.flush_every:
-            self.flush()
+            self._flush_soon()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Append a point to several metric series."""
@@ -114,12 +143,17 @@ class ActiveRun:
         """Record that the run used a data set (e.g. ``builtin:digits``)."""
         key = hashlib.sha256(f"{uri}\0{digest}".encode()).hexdigest()[:32]
         ds = Dataset(id=key, name=name or uri, uri=uri, digest=digest)
-        self.repo.graph.write(WriteBatch().add(ds).relate("USED", self.run, ds))
+        batch = WriteBatch().add(ds).relate("USED", self.run, ds)
+        self._submit(lambda: self.repo.graph.write(batch))
 
     def log_checkpoint(self, model: Any, step: int) -> str:
         """Store a snapshot of the run's version (an ``nn.Module``, a state dict or a dict of
-        numpy arrays); returns the snapshot id. Consecutive checkpoints are delta-encoded."""
-        net, tensors = self._network_and_tensors(model)
+        numpy arrays); returns the snapshot id. Consecutive checkpoints are delta-encoded.
+
+        The weights are copied now and written by the background worker; this blocks only
+        while the queue is full, and raises an earlier checkpoint's failure."""
+        self._raise_failure()
+        net, tensors = self._network_and_tensors(model, copy=self._queue is not None)
         owners = vs.check_tensors(net, tensors)
         first = self.version is None
         if first:
@@ -131,66 +165,156 @@ class ActiveRun:
                 network=net.to_json(),
                 message=f"run {self.run.id[:12]}",
             )
-        assert self.version is not None
+        version = self.version
+        assert version is not None
+        meta = self._take_buffered()
+        self._submit(
+            lambda: self._write_checkpoint(version, net, tensors, owners, step, first, meta)
+        )
+        return vs.snapshot_id(version.id, step)
+
+    def _write_checkpoint(
+        self,
+        version: ModelVersion,
+        net: NetworkDef,
+        tensors: dict[str, np.ndarray],
+        owners: dict[str, str],
+        step: int,
+        first: bool,
+        meta: _Meta,
+    ) -> None:
+        """One archive write and one graph transaction (run by the worker, in order)."""
+        last = self._last_snapshot
         bases = (
-            [self._last_snapshot.id]
-            if self._last_snapshot
+            [last.id]
+            if last
             else ([vs.latest_snapshot(self.repo.graph, self.parent.id).id] if self.parent else [])
         )
         batch = WriteBatch()
         if first:
             base_id = self.parent.id if self.parent else None
-            vs.version_batch(batch, self.version, net, run=self.run, base_id=base_id, op="finetune")
-        elif self._last_snapshot is not None:
-            batch.add(Snapshot(**{**self._last_snapshot.props(), "is_latest": False}))
+            vs.version_batch(batch, version, net, run=self.run, base_id=base_id, op="finetune")
+        elif last is not None:
+            batch.add(Snapshot(**{**last.props(), "is_latest": False}))
         with self.repo.writing():
             info = self.repo.write_snapshot(
-                vs.snapshot_id(self.version.id, step),
+                vs.snapshot_id(version.id, step),
                 tensors,
                 bases=bases,
-                series=self._last_snapshot is not None,  # a later checkpoint of this run
+                series=last is not None,  # a later checkpoint of this run
             )
-            self._last_snapshot = vs.snapshot_batch(batch, self.version, info, owners, step)
-            batch.relate("WAS_GENERATED_BY", self._last_snapshot, self.run, new=True)
-            self._buffered(batch)
+            snap = vs.snapshot_batch(batch, version, info, owners, step)
+            batch.relate("WAS_GENERATED_BY", snap, self.run, new=True)
+            vs.metadata_batch(batch, self.run, *meta)
             self.repo.graph.write(batch)
-        return info.snapshot_id
+        self._last_snapshot = snap
 
-    def _network_and_tensors(self, model: Any) -> tuple[NetworkDef, dict[str, np.ndarray]]:
+    def _network_and_tensors(
+        self, model: Any, copy: bool = False
+    ) -> tuple[NetworkDef, dict[str, np.ndarray]]:
+        """The network and numpy tensors of ``model``; with ``copy`` the arrays own their
+        memory, so later optimizer steps cannot change what is written."""
         if hasattr(model, "state_dict") and callable(model.state_dict):
             from provdb.models.importers import from_torch
 
-            net, tensors = from_torch(model)
+            net, tensors = from_torch(model)  # detached CPU copies already
             return self.network or net, tensors
         if not isinstance(model, Mapping):
             raise InvalidInput(f"log_checkpoint takes a model or a state dict, not {type(model)}")
-        tensors = {k: as_numpy(v) for k, v in model.items()}
+        tensors = {k: _owned(v) if copy else as_numpy(v) for k, v in model.items()}
         found = self.network or (vs.network_of(self.parent) if self.parent else None)
         if found is None:
             raise InvalidInput("a state dict needs start_run(network=…) or a parent version")
         return found, tensors
 
+    # -- the worker ---------------------------------------------------------------------------
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the worker, after everything submitted before it (now, when
+        synchronous); blocks while the queue is full."""
+        self._raise_failure()
+        if self._queue is None:
+            job()
+            return
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="provdb-checkpoints")
+            self._worker.daemon = True  # a script that never ends its run still exits
+            self._worker.start()
+        self._queue.put(job)
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._failure is None:  # after a failure, later writes would build on it
+                    job()
+            except Exception as exc:  # noqa: BLE001 - kept and re-raised in the caller
+                self._failure = exc
+            finally:
+                self._queue.task_done()
+
+    def _drain(self) -> None:
+        """Wait until every submitted write is done (or skipped after a failure)."""
+        if self._queue is not None and self._worker is not None:
+            self._queue.join()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _stop(self) -> None:
+        if self._queue is not None and self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+
+    def wait(self) -> None:
+        """Block until every checkpoint logged so far is written; raises a worker failure."""
+        self._drain()
+        self._raise_failure()
+
     # -- writing ------------------------------------------------------------------------------
+
+    def _take_buffered(self) -> _Meta:
+        """Copies of the parameters, metric series and files changed since the last flush
+        (taken in the caller, so the worker never reads state the caller mutates)."""
+        params = {k: self._params[k] for k in self._dirty_params}
+        metrics = {
+            k: (list(s), list(v)) for k, (s, v) in self._metrics.items() if k in self._dirty_metrics
+        }
+        files = self._unwritten_files
+        self._dirty_params, self._dirty_metrics, self._unwritten_files = set(), set(), []
+        self._pending = 0
+        return params, metrics, files
 
     def _buffered(self, batch: WriteBatch) -> None:
         """Add the run's parameters, metric series and files changed since the last flush."""
-        params = {k: self._params[k] for k in self._dirty_params}
-        metrics = {k: self._metrics[k] for k in self._dirty_metrics}
-        vs.metadata_batch(batch, self.run, params, metrics, self._unwritten_files)
-        self._dirty_params, self._dirty_metrics, self._unwritten_files = set(), set(), []
-        self._pending = 0
+        vs.metadata_batch(batch, self.run, *self._take_buffered())
 
-    def flush(self) -> None:
-        """Write buffered parameters, metrics and files now (one transaction)."""
+    def _flush_soon(self) -> None:
+        """Write buffered metadata on the worker, after the checkpoints queued before it
+        (after a worker failure it stays buffered: the end of the run writes it)."""
+        if self._failure is not None:
+            return
         batch = WriteBatch()
         self._buffered(batch)
-        self.repo.graph.write(batch)
+        self._submit(lambda: self.repo.graph.write(batch))
+
+    def flush(self) -> None:
+        """Write buffered parameters, metrics and files now (one transaction), after every
+        checkpoint logged before; raises a worker failure."""
+        self._flush_soon()
+        self.wait()
 
     def commit(self, message: str = "") -> ModelVersion:
         """Make the run's latest checkpoint a committed version, with the run's parameters,
-        metrics and files; returns the version."""
+        metrics and files; returns the version. Waits for queued checkpoints."""
         if self.version is None:
             raise InvalidInput("nothing to commit: log_checkpoint() was never called")
+        self.wait()
         self.version = ModelVersion(
             **{**self.version.props(), "message": message or self.version.message}
         )
@@ -202,10 +326,23 @@ class ActiveRun:
         return self.version
 
     def end(self, status: str = "FINISHED") -> None:
-        """Flush and mark the run ended with ``status`` (FINISHED or FAILED)."""
-        self.run = Run(**{**self.run.props(), "status": status, "ended_at": now_iso()})
+        """Flush and mark the run ended with ``status`` (FINISHED or FAILED), after queued
+        checkpoints; if one failed, the run is marked FAILED and the failure raised."""
+        self._finish(status)
+        self._raise_failure()
+
+    def _finish(self, status: str) -> None:
+        self._drain()
+        failed = self._failure is not None
+        self.run = Run(
+            **{**self.run.props(), "status": "FAILED" if failed else status, "ended_at": now_iso()}
+        )
         batch = WriteBatch().add(self.run)
-        self._buffered(batch)
+        if failed:  # writes skipped after the failure carried metadata: write all of it
+            self._take_buffered()
+            vs.metadata_batch(batch, self.run, self._params, self._metrics, self._files)
+        else:
+            self._buffered(batch)
         self.repo.graph.write(batch)
 
     def tracker(self, model: Any, checkpoint_every: int = 100) -> Callable[..., None]:
@@ -224,12 +361,25 @@ class ActiveRun:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
-            if exc_type is None and not self.committed and self.version is not None:
+            self._drain()
+            ok = exc_type is None and self._failure is None
+            if ok and not self.committed and self.version is not None:
                 self.commit()
-            self.end("FAILED" if exc_type is not None else "FINISHED")
+            self._finish("FINISHED" if ok else "FAILED")
+            if exc_type is None:
+                self._raise_failure()
         finally:
+            self._stop()
             if self._own_repo:
                 self.repo.close()
+
+
+def _owned(value: Any) -> np.ndarray:
+    """A numpy array that owns its memory (torch tensors: a detached CPU copy)."""
+    array = as_numpy(value)
+    if type(value).__module__.startswith("torch"):
+        return array  # as_numpy copied it
+    return np.array(array, copy=True)
 
 
 def start_run(
@@ -239,15 +389,24 @@ def start_run(
     *,
     network: NetworkDef | None = None,
     flush_every: int = FLUSH_EVERY,
+    checkpoint_queue: int = CHECKPOINT_QUEUE,
 ) -> ActiveRun:
     """Start recording a run in ``repo`` (a path or an open :class:`Repository`).
 
     ``name`` names the version the run produces (default: ``run-<time>``); ``parent`` is the
     version it starts from (recorded as ``USED`` and ``DERIVED_FROM {op: finetune}``);
-    ``network`` is needed only when checkpoints are state dicts and there is no parent.
+    ``network`` is needed only when checkpoints are state dicts and there is no parent;
+    ``checkpoint_queue`` is how many checkpoints may wait for the background writer
+    (``0``: ``log_checkpoint`` writes before it returns).
     """
     own = not isinstance(repo, Repository)
     opened = repo if isinstance(repo, Repository) else Repository.open(repo)
     return ActiveRun(
-        opened, name or f"run-{now_iso()[:19]}", parent, network, flush_every, own_repo=own
+        opened,
+        name or f"run-{now_iso()[:19]}",
+        parent,
+        network,
+        flush_every,
+        own_repo=own,
+        checkpoint_queue=checkpoint_queue,
     )

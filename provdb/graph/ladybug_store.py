@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -49,8 +50,15 @@ class LadybugStore(GraphStore):
             lock_timeout if lock_timeout is not None else float(env_timeout or DEFAULT_LOCK_TIMEOUT)
         )
         self._buffer_pool = buffer_pool_mb * 1024 * 1024
-        self._held: tuple[ladybug.Database, ladybug.Connection] | None = None
-        self._held_read_only = False
+        # a held handle belongs to the thread that took it (an SDK run writes from a worker
+        # thread while the training thread may hold a read session): other threads open their
+        # own and wait on the database lock like another process would
+        self._local = threading.local()
+
+    @property
+    def _held(self) -> tuple[ladybug.Database, ladybug.Connection] | None:
+        """This thread's held handle, if any."""
+        return getattr(self._local, "held", None)
 
     # -- handles ----------------------------------------------------------------------------
 
@@ -96,7 +104,7 @@ class LadybugStore(GraphStore):
     @contextmanager
     def _connection(self, write: bool) -> Iterator[ladybug.Connection]:
         if self._held is not None:
-            if write and self._held_read_only:
+            if write and self._local.read_only:
                 raise Conflict(f"the graph at {self.path} is held read-only by this session")
             yield self._held[1]
             return
@@ -113,13 +121,13 @@ class LadybugStore(GraphStore):
         if self._held is not None:
             yield self
             return
-        self._held_read_only = self.read_only or not write
-        self._held = self._open(write=not self._held_read_only)
+        self._local.read_only = self.read_only or not write
+        held = self._local.held = self._open(write=not self._local.read_only)
         try:
             yield self
         finally:
-            db, conn = self._held
-            self._held = None
+            db, conn = held
+            self._local.held = None
             conn.close()
             db.close()
 
@@ -159,7 +167,7 @@ class LadybugStore(GraphStore):
         # docstring inherited
         if self._held is not None:
             db, conn = self._held
-            self._held = None
+            self._local.held = None
             conn.close()
             db.close()
 

@@ -333,3 +333,26 @@ def test_merge_keeps_the_creation_time(store: GraphStore) -> None:
     store.put(Model(name="m", created_at="2020-01-01T00:00:00+00:00"))
     store.put(Model(name="m", created_at="2026-01-01T00:00:00+00:00"))
     assert store.get(Model, "m").created_at == "2020-01-01T00:00:00+00:00"
+
+
+def test_a_held_session_belongs_to_its_thread(tmp_path) -> None:
+    """An SDK run writes from a worker thread while the training thread may hold a read
+    session: the worker must get its own write handle, not the other thread's read one."""
+    import threading
+
+    with open_store(tmp_path / "g.lbdb") as store:
+        store.setup()
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                store.put(Model(name="from-a-thread"))
+            except BaseException as exc:  # noqa: BLE001 - the test reports it
+                errors.append(exc)
+
+        with store.session():
+            worker = threading.Thread(target=write)
+            worker.start()
+            worker.join(60)
+        assert errors == []
+        assert store.count("Model") == 1

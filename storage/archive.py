@@ -1069,10 +1069,19 @@ class Archive:
         """Store a chunk received from another archive, after checking ``data`` against
         ``digest`` (a mismatch raises :class:`CorruptionError` and stores nothing); return
         whether it was new."""
-        data = bytes(data)
-        self._check_chunk(_check_id("chunk digest", digest), data)
-        with self.store.begin(write=True, reserve=len(data)) as txn:
-            return txn.put_if_absent(layout.chunk_key(digest), data)
+        return self.put_chunks([(digest, data)])[0]
+
+    def put_chunks(self, chunks: Sequence[tuple[str, bytes | memoryview]]) -> list[bool]:
+        """:meth:`put_chunk` for a batch in one write transaction: every chunk is checked
+        first, so one mismatch stores none of them; per chunk, whether it was new."""
+        checked = []
+        for digest, data in chunks:
+            value = bytes(data)
+            self._check_chunk(_check_id("chunk digest", digest), value)
+            checked.append((layout.chunk_key(digest), value))
+        reserve = sum(len(v) for _, v in checked)
+        with self.store.begin(write=True, reserve=reserve) as txn:
+            return [txn.put_if_absent(key, value) for key, value in checked]
 
     @staticmethod
     def _check_chunk(digest: str, data: bytes) -> None:

@@ -279,11 +279,9 @@ def pull(
         got = client.chunks(owner, name, hub_version.id, want)
         if [d for d, _ in got] != want:
             raise InvalidInput("the hub answered with other chunks than asked for")
-        with storage_errors("storing pulled chunks"):
-            for digest, data in got:
-                transfer.check_chunk(digest, data)
-                repo.archive.put_chunk(digest, data)
-                result.bytes_moved += len(data)
+        with storage_errors("storing pulled chunks"):  # each verified against its digest
+            repo.archive.put_chunks(got)
+        result.bytes_moved += sum(len(data) for _, data in got)
         result.chunks_moved += len(got)
         if progress:
             progress("download", result.chunks_moved, result.bytes_moved)

@@ -186,16 +186,12 @@ class Hub:
             raise TooLarge(f"upload of {len(body)} bytes is over the {self.max_upload_bytes} limit")
         chunks = transfer.unframe(body, limit=MAX_DIGESTS)
         for digest, data in chunks:
-            transfer.check_chunk(digest, data)
-        stored = skipped = nbytes = 0
+            transfer.check_chunk(digest, data)  # a mismatch is the client's error (400)
         with storage_errors("storing chunks"):
-            for digest, data in chunks:
-                if self.repo.archive.put_chunk(digest, data):
-                    stored += 1
-                    nbytes += len(data)
-                else:
-                    skipped += 1
-        return {"stored": stored, "skipped": skipped, "bytes": nbytes}
+            new = self.repo.archive.put_chunks(chunks)
+        stored = sum(new)
+        nbytes = sum(len(data) for (_, data), fresh in zip(chunks, new) if fresh)
+        return {"stored": stored, "skipped": len(chunks) - stored, "bytes": nbytes}
 
     def publish(
         self,

@@ -80,6 +80,21 @@ def test_put_chunk_verifies_digest() -> None:
         dst.get_chunk(digest)
 
 
+def test_put_chunks_stores_a_batch_or_nothing() -> None:
+    src, dst = Archive(MemoryStore()), Archive(MemoryStore())
+    _series(src, n=1)
+    digests = src.snapshot_chunks("s0")
+    good = [(d, src.get_chunk(d)) for d in digests]
+    bad = [*good[:-1], (digests[-1], good[0][1])]  # the last one lies about its digest
+    with pytest.raises(CorruptionError, match="does not match its digest"):
+        dst.put_chunks(bad)
+    assert dst.missing_chunks(digests) == digests  # none of the batch was stored
+    assert dst.put_chunks(good) == [True] * len(good)
+    assert dst.put_chunks(good[:2]) == [False, False]
+    dst.import_snapshot(src.export_snapshot("s0"))
+    assert _same(dst.read_snapshot("s0"), src.read_snapshot("s0"))
+
+
 def test_import_needs_chunks_and_verifies() -> None:
     src, dst = Archive(MemoryStore()), Archive(MemoryStore())
     snaps = _series(src, n=2)

@@ -41,6 +41,7 @@ from provdb.results import (
     Parent,
     ReplanResult,
     RepoInfo,
+    SnapshotCost,
     Stats,
     VersionRow,
     VersionStorage,
@@ -495,10 +496,14 @@ class Repository:
         with storage_errors():
             st = self.archive.stats()
         per_version: dict[str, list[Any]] = {}
+        costs = []
         for vid, name, snapshot in self.graph.committed_snapshots():
+            sizes = st.per_snapshot.get(snapshot, {})
             row = per_version.setdefault(vid, [name, 0, 0])
             row[1] += 1
-            row[2] += st.per_snapshot.get(snapshot, {}).get("raw", 0)
+            row[2] += sizes.get("raw", 0)
+            depth, read = sizes.get("chain_depth", 0), sizes.get("read_bytes", 0)
+            costs.append(SnapshotCost(snapshot, vid, depth, read))
         return Stats(
             raw_bytes=st.raw_bytes,
             unique_raw_bytes=st.unique_raw_bytes,
@@ -509,6 +514,7 @@ class Repository:
             tensors=st.n_tensors,
             chunks=st.n_chunks,
             versions=[VersionStorage(vid, *row) for vid, row in per_version.items()],
+            per_snapshot=costs,
         )
 
     def replan(

@@ -280,8 +280,20 @@ class VersionStorage(Result):
 
 
 @dataclass(frozen=True)
+class SnapshotCost(Result):
+    """What reading a snapshot costs: ``chain_depth`` delta links to a materialised tensor
+    (the maximum over its tensors) and ``read_bytes``, the stored bytes a full read touches."""
+
+    id: str
+    version: str
+    chain_depth: int
+    read_bytes: int
+
+
+@dataclass(frozen=True)
 class Stats(Result):
-    """Raw vs stored bytes of the archive: total, per byte plane and per version."""
+    """Raw vs stored bytes of the archive: total, per byte plane and per version, and the
+    recreation cost of every committed snapshot."""
 
     raw_bytes: int
     unique_raw_bytes: int
@@ -292,6 +304,7 @@ class Stats(Result):
     tensors: int
     chunks: int
     versions: list[VersionStorage]
+    per_snapshot: list[SnapshotCost]
 
 
 @dataclass(frozen=True)

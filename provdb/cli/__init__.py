@@ -348,9 +348,12 @@ def desc(ctx: click.Context, version: str, as_json: bool) -> None:
         console.print(t)
     for f in d.files:
         console.print(f"  file {esc(f.path)} ({size(f.size)}, sha256 {f.digest[:12]})")
-    t = Table("snapshot", "iteration", "raw", "stored", title="weights")
+    t = Table("snapshot", "iteration", "raw", "stored", "chain depth", "full read",
+              title="weights")  # fmt: skip
     for s in d.snapshots:
-        t.add_row(s.id, str(s.iteration), size(s.raw), size(s.stored))
+        depth, read = s.extra.get("chain_depth"), s.extra.get("read_bytes")
+        t.add_row(s.id, str(s.iteration), size(s.raw), size(s.stored),
+                  "-" if depth is None else str(depth), size(read))  # fmt: skip
     console.print(t)
 
 

@@ -33,10 +33,11 @@ PINS: dict[str, Any] = {
     "diff": ["edges", "layers", "metrics", "params", "versions", "weights"],
     "diff.rows": ["name", "status", "values"],
     "stats": [
-        "chunks", "per_plane", "ratio", "raw_bytes", "snapshots", "stored_bytes", "tensors",
-        "unique_raw_bytes", "versions",
+        "chunks", "per_plane", "per_snapshot", "ratio", "raw_bytes", "snapshots", "stored_bytes",
+        "tensors", "unique_raw_bytes", "versions",
     ],
     "stats.versions": ["id", "name", "raw_bytes", "snapshots"],
+    "stats.per_snapshot": ["chain_depth", "id", "read_bytes", "version"],
     "archive": [
         "algorithm", "alpha", "budget_violations", "gc", "planned_storage_after",
         "planned_storage_before", "rewritten", "scheme", "stats",
@@ -94,6 +95,8 @@ def test_every_json_output_keeps_its_keys(dlv, repo_dir: Path) -> None:
     stats = js("stats")
     assert keys(stats) == PINS["stats"]
     assert keys(stats["versions"][0]) == PINS["stats.versions"]
+    assert keys(stats["per_snapshot"][0]) == PINS["stats.per_snapshot"]
+    assert {c["version"] for c in stats["per_snapshot"]} == {v["id"] for v in stats["versions"]}
     assert keys(js("archive", "--budget", "2")) == PINS["archive"]
     assert keys(js("eval", "lenet", "--data", "builtin:digits")) == PINS["eval"]
     assert keys(js("query", 'select m where m.name like "lenet%"')) == PINS["query"]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provdb.entities import ModelVersion
 from provdb.errors import (
@@ -42,6 +42,9 @@ from provdb.hub import transfer
 from provdb.hub.accounts import Accounts, Principal, can_read
 from provdb.hub.names import check_digest, check_name, check_owner, check_ref, check_tags
 from provdb.repository import Repository
+
+if TYPE_CHECKING:
+    from provdb.hub.hf import HFRepos
 
 HUB_CONFIG = "hub.json"
 ACCOUNTS_DB = "hub.sqlite"
@@ -107,6 +110,13 @@ class Hub:
     def max_upload_bytes(self) -> int:
         """Largest request body the hub accepts."""
         return int(self.config.get("max_upload_bytes", DEFAULT_MAX_UPLOAD))
+
+    @property
+    def hf(self) -> HFRepos:
+        """The Hugging Face Hub protocol over this hub's versions (:mod:`provdb.hub.hf`)."""
+        from provdb.hub.hf import HFRepos
+
+        return HFRepos(self)
 
     @property
     def repo(self) -> Repository:

@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from provdb.errors import ProvDBError
 from provdb.hub import Hub, transfer
+from provdb.server import hf
 
 CHUNKS_MIMETYPE = "application/x-dlv-chunks"
 log = logging.getLogger("provdb.server")
@@ -52,6 +53,10 @@ class Publish(Schema):
     tags = fields.List(fields.String(), load_default=list)
 
 
+#: Query arguments of our own search; a listing with none of them is HF's ``list_models``.
+DLV_SEARCH_ARGS = {"q", "owner", "tag", "param", "where", "page", "per_page"}
+
+
 class SearchQuery(Schema):
     q = fields.String(load_default=None, metadata={"description": "text in names and tags"})
     owner = fields.String(load_default=None)
@@ -64,6 +69,12 @@ class SearchQuery(Schema):
     )
     page = fields.Integer(load_default=1, validate=validators.Range(min=1))
     per_page = fields.Integer(load_default=20, validate=validators.Range(min=1, max=100))
+    search = fields.String(
+        load_default=None, metadata={"description": "HF list_models: text in the repo id"}
+    )
+    author = fields.String(load_default=None, metadata={"description": "HF list_models: owner"})
+    limit = fields.Integer(load_default=None, metadata={"description": "HF list_models: page size"})
+    cursor = fields.Integer(load_default=None, metadata={"description": "HF list_models: offset"})
 
 
 def error_response(code: str, message: str, status: int, **details: Any) -> tuple[Any, int]:
@@ -92,10 +103,13 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
         g.principal = hub.authenticate(request.headers.get("Authorization"))
 
     @app.errorhandler(ProvDBError)
-    def _library_error(exc: ProvDBError) -> tuple[Any, int]:
+    def _library_error(exc: ProvDBError) -> tuple[Any, int, dict[str, str]]:
         if exc.http_status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
-        return {"error": exc.to_dict()}, exc.http_status
+        body: dict[str, Any] = {"error": exc.to_dict()}
+        if "url" in exc.details:  # HF's create_repo reads an existing repo's url on a 409
+            body["url"] = exc.details["url"]
+        return body, exc.http_status, hf.error_headers(exc)
 
     def _http(status: int, message: str) -> tuple[Any, int]:
         if status == 413:
@@ -119,6 +133,7 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
         return error_response("internal", f"internal error ({type(exc).__name__})", 500)
 
     secured = "BearerAuth"
+    app.register_blueprint(hf.bp)
 
     @app.get("/api/health")
     @app.doc(tags=["hub"], summary="Liveness")
@@ -135,7 +150,9 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
     @app.get("/api/models")
     @app.input(SearchQuery, location="query")
     @app.doc(tags=["models"], summary="Search published versions (paged)", security=secured)
-    def search(query_data: dict[str, Any]) -> dict[str, Any]:
+    def search(query_data: dict[str, Any]) -> Any:
+        if not DLV_SEARCH_ARGS & set(request.args):  # huggingface_hub's list_models
+            return hf.list_models()
         return hub.search(
             g.principal,
             query_data["q"],
@@ -148,9 +165,14 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
         )
 
     @app.get("/api/models/<owner>/<name>")
-    @app.doc(tags=["models"], summary="A model and its published versions", security=secured)
+    @app.doc(
+        tags=["models"],
+        summary="A model and its published versions (also HF model_info's fields)",
+        security=secured,
+    )
     def model(owner: str, name: str) -> dict[str, Any]:
-        return hub.model(g.principal, owner, name)
+        out = hub.model(g.principal, owner, name)
+        return {**out, **hf.model_info(owner, name)}
 
     @app.post("/api/models/<owner>/<name>/have")
     @app.input(Digests, location="json")

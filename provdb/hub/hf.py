@@ -486,6 +486,13 @@ class HFRepos:
             },
         }
 
+    def validate_card(self, content: Any) -> dict[str, Any]:
+        """``/api/validate-yaml``: the card's front matter must parse as a YAML mapping."""
+        if not isinstance(content, str):
+            raise InvalidInput("expected content: the README.md text")
+        _card_meta(content.encode("utf-8"))
+        return {"errors": [], "warnings": []}
+
     # -- uploads ------------------------------------------------------------------------------
 
     def _writable(self, principal: Principal | None, owner: str, name: str) -> None:
@@ -693,7 +700,7 @@ class HFRepos:
         small.update(added)
         for path in deleted:
             small.pop(path, None)
-        unknown = sorted(set(small) | set(lfs) - set(UPLOADABLE))
+        unknown = sorted((set(small) | set(lfs)) - set(UPLOADABLE))
         if unknown:
             raise InvalidInput(
                 f"this hub keeps one model per revision ({', '.join(UPLOADABLE)}); "
@@ -856,21 +863,28 @@ def _config_params(data: bytes | None) -> dict[str, Any]:
     return config
 
 
-def _card_base_models(card: bytes | None) -> list[str]:
-    """``base_model`` (one id or a list) from a model card's YAML front matter."""
+def _card_meta(card: bytes | None) -> dict[str, Any]:
+    """A model card's YAML front matter (``{}`` without one)."""
     if not card:
-        return []
+        return {}
     text = card.decode("utf-8", errors="replace")
     match = re.match(r"\A---\s*\n(.*?)\n---\s*(\n|\Z)", text, re.S)
     if not match:
-        return []
+        return {}
     import yaml
 
     try:
         meta = yaml.safe_load(match.group(1)) or {}
     except yaml.YAMLError as exc:
         raise InvalidInput(f"the model card's YAML front matter does not parse: {exc}") from exc
-    value = meta.get("base_model") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        raise InvalidInput("the model card's YAML front matter must be a mapping")
+    return meta
+
+
+def _card_base_models(card: bytes | None) -> list[str]:
+    """``base_model`` (one id or a list) from a model card's YAML front matter."""
+    value = _card_meta(card).get("base_model")
     items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     return [str(v) for v in items if isinstance(v, str) and v.count("/") == 1]
 

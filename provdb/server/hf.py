@@ -187,6 +187,12 @@ def _mimetype(path: str) -> str:
     return "application/octet-stream"
 
 
+@bp.post("/api/validate-yaml")
+def validate_yaml() -> dict[str, Any]:
+    body = request.get_json(silent=True) or {}
+    return _hf().validate_card(body.get("content"))
+
+
 @bp.post("/api/models/<owner>/<name>/preupload/<rev>")
 def preupload(owner: str, name: str, rev: str) -> dict[str, Any]:
     body = request.get_json(silent=True) or {}

@@ -341,13 +341,38 @@ def search(
 
 @click.command("pull")
 @click.argument("source", metavar="OWNER/NAME[@VERSION]")
+@click.option(
+    "--planes",
+    type=click.IntRange(min=1),
+    help="Only the top K byte planes: write the approximate weights to --output.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="With --planes: the .safetensors file."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was received and skipped.")
 @click.pass_context
-def pull(ctx: click.Context, source: str, as_json: bool) -> None:
-    """Pull a hub version into this repository (bit-exact, with its lineage)."""
+def pull(
+    ctx: click.Context, source: str, planes: int | None, output: str | None, as_json: bool
+) -> None:
+    """Pull a hub version into this repository (bit-exact, with its lineage); with
+    ``--planes K -o FILE``, download only its top-K-planes approximation to FILE."""
     from provdb.hub import client as hub_client
 
     owner, name, ref = parse_repo(source)
+    if (planes is None) != (output is None):
+        raise click.UsageError("--planes and --output go together")
+    if planes is not None and output is not None:
+        got = hub_client.download_weights(_client(ctx), owner, name, ref, output, planes)
+        if as_json:
+            _echo_json(got.to_dict())
+            return
+        click.echo(got.path)
+        click.echo(
+            f"{got.repo}@{got.id[:12]} with {planes} planes: received {got.bytes_received} "
+            f"bytes; the hub read {got.bytes_read} bytes of its archive",
+            err=True,
+        )
+        return
     repo, client = open_repo(ctx), _client(ctx)
     with _progress(not as_json, "downloading") as bar:
         task = bar.add_task("download", total=None) if bar else None

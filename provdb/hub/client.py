@@ -155,6 +155,51 @@ class HubClient:
         return transfer.unframe(response.content)
 
 
+@dataclass
+class WeightsDownload:
+    """What ``dlv pull --planes k`` fetched: the file, its size and the hub's bytes read."""
+
+    repo: str
+    id: str
+    path: str
+    planes: int | None
+    bytes_received: int
+    bytes_read: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return dict(self.__dict__)
+
+
+def download_weights(
+    client: HubClient,
+    owner: str,
+    name: str,
+    ref: str | None,
+    path: str | os.PathLike[str],
+    planes: int | None = None,
+) -> WeightsDownload:
+    """Stream ``model.safetensors`` of ``owner/name@ref`` (the top ``planes`` byte planes
+    only, if given) into ``path`` from the hub's HF ``resolve`` route."""
+    vid = client.version(owner, name, ref or "latest")["version"]["id"]
+    params = {"planes": planes} if planes is not None else None
+    target = Path(path)
+    tmp = target.with_name(target.name + ".part")
+    response = client.request(
+        "GET", f"/{owner}/{name}/resolve/{vid}/model.safetensors", params=params, stream=True
+    )
+    received = 0
+    with response, tmp.open("wb") as fh:
+        for piece in response.iter_content(1 << 20):
+            fh.write(piece)
+            received += len(piece)
+    tmp.replace(target)
+    read = response.headers.get("X-Dlv-Bytes-Read")
+    return WeightsDownload(
+        f"{owner}/{name}", vid, str(target), planes, received, int(read) if read else None
+    )
+
+
 def _error(response: requests.Response) -> ProvDBError:
     try:
         err = response.json()["error"]

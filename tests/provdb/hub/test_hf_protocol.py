@@ -247,7 +247,9 @@ def test_upload_refused_without_write_token(published: Published, tmp_path: Path
     assert put.status_code == 401  # an upload URL must carry the batch answer's signature
 
 
-def test_planes_give_an_approximation_reading_fewer_bytes(published: Published) -> None:
+def test_planes_give_an_approximation_reading_fewer_bytes(
+    published: Published, tmp_path: Path
+) -> None:
     resolve = f"{published.hub.url}/alice/hf-mlp-ft/resolve/main/model.safetensors"
     full = requests.get(resolve, timeout=30)
     exact = load(full.content)
@@ -271,3 +273,13 @@ def test_planes_give_an_approximation_reading_fewer_bytes(published: Published) 
     again = requests.get(resolve, params={"planes": 1}, timeout=30)
     assert again.headers["ETag"] != full.headers["ETag"]
     assert requests.get(resolve, params={"planes": 0}, timeout=30).status_code == 400
+
+    # the same through our own client: dlv pull --planes k -o FILE
+    out = tmp_path / "approx.safetensors"
+    pulled = dlv(
+        "pull", "alice/hf-mlp-ft", "--planes", "1", "-o", str(out), "--json",
+        hub=published.hub, token="alice",
+    )  # fmt: skip
+    report = json.loads(pulled.stdout)
+    assert report["bytes_read"] == read[1]
+    assert out.read_bytes() == again.content

@@ -35,8 +35,43 @@ def _container_ports(service: dict[str, Any]) -> set[int]:
     return {int(str(spec).rsplit(":", 1)[-1].split("/")[0]) for spec in service.get("ports", [])}
 
 
-def test_three_services(services: dict[str, Any]) -> None:
-    assert set(services) == {"neo4j", "provdb", "dashboard"}
+def test_services(services: dict[str, Any]) -> None:
+    assert set(services) == {"neo4j", "seaweedfs", "hub-init", "provdb", "dashboard"}
+
+
+def test_every_service_the_docs_name_is_in_compose(services: dict[str, Any]) -> None:
+    """docs/hub.md's deployment table lists exactly the compose services."""
+    text = (ROOT / "docs" / "hub.md").read_text()
+    section = text.split("## Deployment", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z0-9-]+)` \|", section, re.M))
+    assert documented == set(services)
+
+
+def test_hub_runs_on_neo4j_and_the_s3_store(services: dict[str, Any]) -> None:
+    weed = services["seaweedfs"]
+    assert weed["image"].startswith("chrislusf/seaweedfs:")  # SeaweedFS's official image
+    assert weed["image"].split(":", 1)[1] != "latest"
+    assert "-master.telemetry=false" in weed["command"]
+    assert 8333 in _container_ports(weed)
+    for spec in weed["ports"]:
+        assert str(spec).startswith("127.0.0.1:"), spec
+    init, hub = services["hub-init"], services["provdb"]
+    env = hub["environment"]
+    assert env == init["environment"]
+    store = env["DLV_HUB_STORE"]
+    assert store.startswith("s3://")
+    assert "endpoint=http://seaweedfs:8333" in store
+    assert env["NEO4J_URI"] == "bolt://neo4j:7687"
+    script = " ".join(init["command"])
+    assert "dlv hub init /srv/hub" in script
+    assert "--graph" in script
+    assert "--store" in script
+    assert init["restart"] == "no"
+    assert hub["command"][:3] == ["dlv", "serve", "/srv/hub"]
+    assert hub["depends_on"]["hub-init"]["condition"] == "service_completed_successfully"
+    assert hub["depends_on"]["seaweedfs"]["condition"] == "service_healthy"
+    mounts = {str(v).split(":", 1)[1] for v in hub["volumes"]}
+    assert "/srv/hub" in mounts
 
 
 def test_neo4j_is_the_official_5_26_image_with_auth_and_volume(

@@ -719,8 +719,8 @@ class HFRepos:
         weights_oid = lfs.get(WEIGHTS)
         with self.hub._write_lock():  # noqa: SLF001 (one committer across workers)
             if weights_oid is not None:
-                path = self._object_path(weights_oid)
-                if path is None:
+                blob = self._object_path(weights_oid)
+                if blob is None:
                     raise ProvDBError(
                         f"LFS object {weights_oid} of {WEIGHTS} is not on the hub; upload it first",
                         code="conflict",
@@ -728,11 +728,11 @@ class HFRepos:
                 from provdb.models.files import ModelFile
                 from provdb.models.safetensors import read_safetensors
 
-                tensors, metadata = read_safetensors(path)
+                tensors, metadata = read_safetensors(blob)
                 if network is None:
                     found = ModelFile(None, tensors, "safetensors", metadata)
                     network = found.infer_network() if head is None else vs.network_of(head.version)
-                header_b64 = _header_if_contiguous(path)
+                header_b64 = _header_if_contiguous(blob)
             elif head is not None:
                 tensors = repo.weights(head.version.id)
                 network = network or vs.network_of(head.version)

@@ -42,15 +42,15 @@ class Published:
 @pytest.fixture(scope="module")
 def published(hub: HubFixture, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     """``alice/hf-mlp`` (base), ``alice/hf-mlp-ft`` (its fine-tune) and the private
-    ``alice/hf-secret``, published with ``dlv publish``; the fine-tune's ``dlv checkout``."""
+    ``alice/hf-hidden``, published with ``dlv publish``; the fine-tune's ``dlv checkout``."""
     root = tmp_path_factory.mktemp("hf")
     family = make_family(root / "local", seed=7)
     with Repository.open(family.root) as repo:  # a version lives in one hub repository
-        secret = repo.commit("secret", mlp(), mlp_weights(8), parent=family.base).version.id
+        hidden = repo.commit("hidden", mlp(), mlp_weights(8), parent=family.base).version.id
     for ref, target, extra in (
         (family.base, "alice/hf-mlp", ()),
         (family.finetune, "alice/hf-mlp-ft", ()),
-        (secret, "alice/hf-secret", ("--private",)),
+        (hidden, "alice/hf-hidden", ("--private",)),
     ):
         dlv("publish", ref, target, *extra, repo=family.root, hub=hub, token="alice")
     out = root / "checkout.safetensors"
@@ -167,27 +167,27 @@ def test_errors_carry_hf_codes_and_the_commit(published: Published, tmp_path: Pa
 
 def test_private_model_needs_the_token(published: Published, tmp_path: Path) -> None:
     url, hub = published.hub.url, published.hub
-    anon = requests.head(f"{url}/alice/hf-secret/resolve/main/model.safetensors", timeout=30)
+    anon = requests.head(f"{url}/alice/hf-hidden/resolve/main/model.safetensors", timeout=30)
     assert anon.status_code == 401
     assert anon.headers["X-Error-Code"] == "RepoNotFound"
     with pytest.raises(RepositoryNotFoundError):
-        hf_hub_download("alice/hf-secret", "config.json", endpoint=url, cache_dir=tmp_path)
+        hf_hub_download("alice/hf-hidden", "config.json", endpoint=url, cache_dir=tmp_path)
     with pytest.raises(RepositoryNotFoundError):  # bob's token: 404, exactly like absent
         hf_hub_download(
-            "alice/hf-secret",
+            "alice/hf-hidden",
             "config.json",
             endpoint=url,
             cache_dir=tmp_path,
             token=hub.tokens["bob"],
         )
-    assert "alice/hf-secret" not in [m.id for m in HfApi(endpoint=url).list_models(search="hf-")]
+    assert "alice/hf-hidden" not in [m.id for m in HfApi(endpoint=url).list_models(search="hf-")]
     token = hub.tokens["alice-read"]
     path = hf_hub_download(
-        "alice/hf-secret", "model.safetensors", endpoint=url, cache_dir=tmp_path, token=token
+        "alice/hf-hidden", "model.safetensors", endpoint=url, cache_dir=tmp_path, token=token
     )
     assert load(Path(path).read_bytes()).keys() == published.family.weights.keys()
-    mine = HfApi(endpoint=url, token=token).list_models(search="hf-secret")
-    assert [m.id for m in mine] == ["alice/hf-secret"]
+    mine = HfApi(endpoint=url, token=token).list_models(search="hf-hidden")
+    assert [m.id for m in mine] == ["alice/hf-hidden"]
 
 
 def test_upload_folder_twice_sends_the_bytes_once(published: Published, tmp_path: Path) -> None:

@@ -44,9 +44,9 @@ def published(hub: HubFixture, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """``alice/hf-mlp`` (base), ``alice/hf-mlp-ft`` (its fine-tune) and the private
     ``alice/hf-hidden``, published with ``dlv publish``; the fine-tune's ``dlv checkout``."""
     root = tmp_path_factory.mktemp("hf")
-    family = make_family(root / "local", seed=7)
+    family = make_family(root / "local", seed=9101)
     with Repository.open(family.root) as repo:  # a version lives in one hub repository
-        hidden = repo.commit("hidden", mlp(), mlp_weights(8), parent=family.base).version.id
+        hidden = repo.commit("hidden", mlp(), mlp_weights(9102), parent=family.base).version.id
     for ref, target, extra in (
         (family.base, "alice/hf-mlp", ()),
         (family.finetune, "alice/hf-mlp-ft", ()),
@@ -196,7 +196,7 @@ def test_upload_folder_twice_sends_the_bytes_once(published: Published, tmp_path
     assert api.whoami()["name"] == "alice"
     repo_url = api.create_repo("alice/hf-upload", exist_ok=True)
     assert api.create_repo("alice/hf-upload", exist_ok=True) == repo_url  # the 409 path
-    weights = {k: v.copy() for k, v in mlp_weights(3).items()}
+    weights = {k: v.copy() for k, v in mlp_weights(9103).items()}
     weights["fc3.weight"] += np.float32(0.25)
     folder = tmp_path / "model"
     folder.mkdir()

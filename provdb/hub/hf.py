@@ -271,6 +271,19 @@ class HFRepos:
     def weights(self, rev: Revision, planes: int | None = None) -> RepoFile:
         """``model.safetensors`` of a revision (top ``planes`` byte planes only, if given),
         from its cache file, materialised from the archive on first use."""
+        if planes is not None and planes < 1:
+            raise InvalidInput(f"planes must be ≥ 1, got {planes}")
+        folder = self.dir / "cache" / rev.version.id
+        full = _cached(folder, "model")
+        if full is not None and (planes is None or planes >= full[1]["planes"]):
+            return full[0]
+        if planes is not None and (part := _cached(folder, f"model.planes-{planes}")):
+            return part[0]
+        return self._materialise(rev, planes)
+
+    def _materialise(self, rev: Revision, planes: int | None) -> RepoFile:
+        """Write the cache file: tensors read from the archive (``planes`` only), laid out as
+        uploaded or as ``dlv checkout`` writes them; its sha256, size and the bytes read."""
         from provdb.models.progressive import ArchiveReader
 
         vid = rev.version.id
@@ -280,38 +293,31 @@ class HFRepos:
         with storage_errors(f"reading version {vid[:12]}"):
             reader = ArchiveReader(repo.archive, snap.id)
         total = reader.total_planes
-        if planes is not None and planes < 1:
-            raise InvalidInput(f"planes must be ≥ 1, got {planes}")
         k = total if planes is None else min(planes, total)
         folder = self.dir / "cache" / vid
         stem = "model" if k == total else f"model.planes-{k}"
-        target, meta_path = folder / f"{stem}.safetensors", folder / f"{stem}.json"
-        if not meta_path.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            with storage_errors(f"materialising version {vid[:12]}"):
-                tensors = repo.archive.read_snapshot(snap.id, planes=None if k == total else k)
-                nread = reader.bytes_read(k)
-            uploaded = self._upload_record(vid)
-            header = (
-                base64.b64decode(uploaded["header"]) if uploaded and uploaded["header"] else None
-            )
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.safetensors")
-            os.close(fd)
-            try:
-                _write_weights(Path(tmp), rev.version, tensors, header)
-                digest = _sha256_file(Path(tmp))
-                os.replace(tmp, target)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-            meta = {"sha256": digest, "size": target.stat().st_size, "bytes_read": nread}
-            _write_atomic(meta_path, json.dumps(meta).encode())
-            if k == total:  # an upload of these exact bytes needs no transfer
-                _write_atomic(self.dir / "objects" / digest, vid.encode())
-        meta = json.loads(meta_path.read_text())
-        return RepoFile(
-            WEIGHTS, int(meta["size"]), meta["sha256"], True, local=target,
-            bytes_read=int(meta["bytes_read"]),
-        )  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)
+        with storage_errors(f"materialising version {vid[:12]}"):
+            tensors = repo.archive.read_snapshot(snap.id, planes=None if k == total else k)
+            nread = reader.bytes_read(k)
+        uploaded = self._upload_record(vid)
+        header = base64.b64decode(uploaded["header"]) if uploaded and uploaded["header"] else None
+        target = folder / f"{stem}.safetensors"
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp.safetensors")
+        os.close(fd)
+        try:
+            _write_weights(Path(tmp), rev.version, tensors, header)
+            digest = _sha256_file(Path(tmp))
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        meta = {"sha256": digest, "size": target.stat().st_size, "bytes_read": nread}
+        _write_atomic(folder / f"{stem}.json", json.dumps({**meta, "planes": total}).encode())
+        if k == total:  # an upload of these exact bytes needs no transfer
+            _write_atomic(self.dir / "objects" / digest, vid.encode())
+        found = _cached(folder, stem)
+        assert found is not None
+        return found[0]
 
     def card(self, principal: Principal | None, rev: Revision) -> str:
         """The generated model card: YAML front matter (``base_model``, tags, library) and
@@ -930,6 +936,19 @@ def _write_weights(
             if array.dtype.byteorder == ">":
                 array = array.astype(array.dtype.newbyteorder("<"))
             fh.write(array.tobytes())
+
+
+def _cached(folder: Path, stem: str) -> tuple[RepoFile, dict[str, Any]] | None:
+    """A materialised weights file and its metadata, if it is in the cache."""
+    meta_path = folder / f"{stem}.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    found = RepoFile(
+        WEIGHTS, int(meta["size"]), meta["sha256"], True, local=folder / f"{stem}.safetensors",
+        bytes_read=int(meta["bytes_read"]),
+    )  # fmt: skip
+    return found, meta
 
 
 def _sha256_file(path: Path) -> str:

@@ -257,8 +257,10 @@ def hf_protocol(rounds: int) -> list[str]:
         f"({os.cpu_count()} cores, shared). all-MiniLM-L6-v2 (fp32, {raw / MB:.1f} MB raw) "
         "published once; the same 2-worker gunicorn hub serves every row. Each round runs the "
         "three downloads back to back (anchor first), each into an empty cache or repository; "
-        f"medians of {rounds} rounds. The first HEAD materialised `model.safetensors` from the "
-        f"archive into the hub's cache in {materialise_s:.2f} s (once per version).",
+        f"medians of {rounds} rounds; 1-minute load average {os.getloadavg()[0]:.0f} at the "
+        "end (the machine is shared). The first HEAD, a worker's first request (it opens the "
+        "graph, then materialises `model.safetensors` from the archive into the hub's cache, "
+        f"once per version), took {materialise_s:.2f} s.",
         "",
         "| download of the same version | median s | MB/s of raw weights "
         "| speed ÷ `dlv pull` speed |",

@@ -547,9 +547,25 @@ class HFRepos:
             out.append(entry)
         return {"files": out, "commitOid": None}
 
-    def has_object(self, oid: str) -> bool:
-        """Whether the hub holds the LFS object ``oid`` (staged, or rebuilt by a version)."""
-        return (self.dir / "lfs" / oid).is_file() or (self.dir / "objects" / oid).is_file()
+    def _staged(self, owner: str, name: str, oid: str) -> Path:
+        """Where an upload to ``owner/name`` is kept until a commit uses it."""
+        return self.dir / "lfs" / owner / name / oid
+
+    def _object_path(
+        self, principal: Principal | None, owner: str, name: str, oid: str
+    ) -> Path | None:
+        """The LFS object ``oid`` as a file, if the hub has it for this caller: uploaded to
+        this repository, or the weights of a version the caller may read (so a digest alone
+        never reveals or copies a private model)."""
+        staged = self._staged(owner, name, oid)
+        if staged.is_file():
+            return staged
+        index = self.dir / "objects" / oid
+        if index.is_file():
+            found = self._version_weights(index.read_text().strip(), principal)
+            if found is not None and found.sha256 == oid:
+                return found.local
+        return None
 
     def batch(
         self, principal: Principal | None, owner: str, name: str, body: Any, url: str
@@ -566,7 +582,7 @@ class HFRepos:
             oid, size = _oid(o.get("oid")), int(o.get("size", -1))
             if size < 0 or size > MAX_LFS_BYTES:
                 out.append({"oid": oid, "size": size, "error": {"code": 422, "message": "size"}})
-            elif self.has_object(oid):
+            elif self._object_path(principal, owner, name, oid) is not None:
                 out.append({"oid": oid, "size": size})
             else:
                 href = f"{url}/api/lfs/{owner}/{name}/{oid}"
@@ -619,7 +635,7 @@ class HFRepos:
         want = self._signature(owner, name, oid, size, expires)
         if not hmac.compare_digest(want, sig) or expires < time.time():
             raise Unauthorized("the upload URL's signature is invalid or expired")
-        folder = self.dir / "lfs"
+        folder = self._staged(owner, name, oid).parent
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
         h, size = hashlib.sha256(), 0
@@ -644,32 +660,23 @@ class HFRepos:
         """The LFS verify step: the object is there with that size."""
         self._writable(principal, owner, name)
         oid = _oid(oid)
-        path = self._object_path(oid)
+        path = self._object_path(principal, owner, name, oid)
         if path is None or (size is not None and path.stat().st_size != int(size)):
             raise NotFound(f"LFS object {oid} is not on the hub (or has another size)")
         return {"oid": oid, "size": path.stat().st_size}
 
-    def _object_path(self, oid: str) -> Path | None:
-        staged = self.dir / "lfs" / oid
-        if staged.is_file():
-            return staged
-        index = self.dir / "objects" / oid
-        if index.is_file():
-            found = self._version_weights(index.read_text().strip())
-            if found is not None and found.sha256 == oid:
-                return found.local
-        return None
-
-    def _version_weights(self, vid: str) -> RepoFile | None:
-        """The materialised weights of a version, regardless of who asks (internal)."""
+    def _version_weights(self, vid: str, principal: Principal | None) -> RepoFile | None:
+        """The materialised weights of a published version the caller may read."""
         home = self.hub.accounts.version_home(vid)
         if home is None:
             return None
         repo = self.hub.accounts.repo(*home)
+        if repo is None or not can_read(principal, repo):
+            return None
         graph = self.hub.repo.graph
         with graph.session():
             found = graph.get_many(ModelVersion, [vid])
-        if repo is None or not found:
+        if not found:
             return None
         rev = Revision(home[0], home[1], found[0], commit_id(vid), "", bool(repo["private"]), [])
         return self.weights(rev)
@@ -725,7 +732,7 @@ class HFRepos:
         weights_oid = lfs.get(WEIGHTS)
         with self.hub._write_lock():  # noqa: SLF001 (one committer across workers)
             if weights_oid is not None:
-                blob = self._object_path(weights_oid)
+                blob = self._object_path(principal, owner, name, weights_oid)
                 if blob is None:
                     raise ProvDBError(
                         f"LFS object {weights_oid} of {WEIGHTS} is not on the hub; upload it first",
@@ -770,7 +777,7 @@ class HFRepos:
             self.hub.accounts.ensure_repo(owner, name, False, [])
             self.hub.accounts.add_version(vid, owner, name, principal.user)
         if weights_oid is not None:
-            self._settle(vid, weights_oid)
+            self._settle(principal, owner, name, vid, weights_oid)
         sha = commit_id(vid)
         return {
             "commitUrl": f"{url}/{owner}/{name}/commit/{sha}",
@@ -779,12 +786,14 @@ class HFRepos:
             "success": True,
         }
 
-    def _settle(self, vid: str, oid: str) -> None:
+    def _settle(
+        self, principal: Principal | None, owner: str, name: str, vid: str, oid: str
+    ) -> None:
         """Drop the staged object once the version rebuilds it byte-exactly."""
-        built = self._version_weights(vid)
+        built = self._version_weights(vid, principal)
         if built is not None and built.sha256 == oid:
             _write_atomic(self.dir / "objects" / oid, vid.encode())
-            (self.dir / "lfs" / oid).unlink(missing_ok=True)
+            self._staged(owner, name, oid).unlink(missing_ok=True)
 
     def _bases_of_card(self, principal: Principal | None, card: bytes | None) -> list[str]:
         """Newest versions of the readable hub repositories a card's ``base_model`` names."""

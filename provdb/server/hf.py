@@ -44,7 +44,9 @@ def error_headers(exc: ProvDBError) -> dict[str, str]:
         return {}
     headers = {"X-Error-Message": exc.message.splitlines()[0][:500] if exc.message else exc.code}
     hf_code = exc.details.get("hf_code")
-    if hf_code is None and exc.code in ("not_found", "unauthorized") and "commit" not in g:
+    if hf_code is None and exc.code == "unauthorized" and request.headers.get("Authorization"):
+        headers["X-Error-Message"] = "Invalid credentials in Authorization header"  # HF's words
+    elif hf_code is None and exc.code in ("not_found", "unauthorized") and "commit" not in g:
         hf_code = "RepoNotFound"
     if hf_code:
         headers["X-Error-Code"] = str(hf_code)

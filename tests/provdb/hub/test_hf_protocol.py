@@ -189,6 +189,34 @@ def test_private_model_needs_the_token(published: Published, tmp_path: Path) -> 
     mine = HfApi(endpoint=url, token=token).list_models(search="hf-hidden")
     assert [m.id for m in mine] == ["alice/hf-hidden"]
 
+    # knowing the private file's sha256 is not having it: bob must upload the bytes
+    data = Path(path).read_bytes()
+    oid = hashlib.sha256(data).hexdigest()
+    objects = [{"oid": oid, "size": len(data)}]
+    batch = requests.post(
+        f"{url}/bob/copy.git/info/lfs/objects/batch",
+        json={"operation": "upload", "objects": objects},
+        headers=hub.headers("bob"),
+        timeout=30,
+    )
+    assert "actions" in batch.json()["objects"][0]
+    line = {"key": "lfsFile", "value": {"path": "model.safetensors", "algo": "sha256", "oid": oid}}
+    claim = requests.post(
+        f"{url}/api/models/bob/copy/commit/main",
+        data=json.dumps(line) + "\n",
+        headers={**hub.headers("bob"), "Content-Type": "application/x-ndjson"},
+        timeout=30,
+    )
+    assert claim.status_code == 409
+
+    bad = requests.get(
+        f"{url}/api/models/alice/hf-mlp/revision/main",
+        headers={"Authorization": "Bearer dlvh_not-a-token"},
+        timeout=30,
+    )
+    assert bad.status_code == 401
+    assert bad.headers["X-Error-Message"] == "Invalid credentials in Authorization header"
+
 
 def test_upload_folder_twice_sends_the_bytes_once(published: Published, tmp_path: Path) -> None:
     hub, url = published.hub, published.hub.url
@@ -213,7 +241,8 @@ def test_upload_folder_twice_sends_the_bytes_once(published: Published, tmp_path
 
     got = hf_hub_download("alice/hf-upload", "model.safetensors", endpoint=url, cache_dir=tmp_path)
     assert Path(got).read_bytes() == (folder / "model.safetensors").read_bytes()
-    assert not any((hub.root / "hf" / "lfs").iterdir())  # the bytes live in the archive only
+    staged = [p for p in (hub.root / "hf" / "lfs").rglob("*") if p.is_file()]
+    assert staged == []  # the bytes live in the archive only
     info = api.model_info("alice/hf-upload")
     assert info.sha == first.oid
     assert info.card_data["base_model"] == "alice/hf-mlp"

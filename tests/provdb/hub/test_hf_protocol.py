@@ -4,9 +4,16 @@ cache, resumes, uploads, private models, and ``planes=k``."""
 from __future__ import annotations
 
 import os
+import tempfile
 
-os.environ.setdefault("HF_HUB_DISABLE_XET", "1")  # read when huggingface_hub is imported
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# read when huggingface_hub is imported: no Xet, no telemetry, and no token or cache of the
+# machine's user (a stored hf_ token would be sent to our hub and refused)
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="dlv-hf-home-")
+os.environ.pop("HF_TOKEN", None)
+os.environ.pop("HF_ENDPOINT", None)
+os.environ.pop("HF_HUB_OFFLINE", None)
 
 import hashlib
 import json

@@ -98,7 +98,9 @@ Codecs (:mod:`storage.codecs`): ``BytePlanes``, ``DeltaCodec``, ``Zstd`` and the
 ``Float16Scheme``, ``BFloat16Scheme``, ``FixedPointScheme``, ``QuantizeScheme`` — frozen
 dataclasses with ``to_dict()``/``from_dict()``.
 
-Stores (:mod:`storage.abc`): ``Store``/``Txn`` ABCs, ``LMDBStore``, ``MemoryStore``; the
+Stores (:mod:`storage.abc`): ``Store``/``Txn`` ABCs, ``LMDBStore``, ``MemoryStore``,
+``S3Store`` (any S3-compatible object store; ``Archive.open("s3://BUCKET/PREFIX?endpoint=URL")``,
+``parse_url``/``is_s3_url`` are the one place URLs are read; see :mod:`storage._s3`); the
 conformance suite is :class:`storage.testing.StoreTests`.
 
 Errors: ``StorageError`` (``.code``) and ``NotFoundError``, ``CorruptionError``,
@@ -107,6 +109,7 @@ Errors: ``StorageError`` (``.code``) and ``NotFoundError``, ``CorruptionError``,
 
 from storage._lmdb import LMDBStore
 from storage._memory import MemoryStore
+from storage._s3 import S3Store, is_s3_url, parse_url
 from storage.abc import Store, Txn
 from storage.archive import (
     Archive,
@@ -154,6 +157,7 @@ __all__ = [
     "QuantizeScheme",
     "ReadOnlyError",
     "ReplanResult",
+    "S3Store",
     "Scheme",
     "SnapshotInfo",
     "Store",
@@ -162,4 +166,6 @@ __all__ = [
     "Txn",
     "VerifyReport",
     "Zstd",
+    "is_s3_url",
+    "parse_url",
 ]

@@ -19,6 +19,7 @@ import numpy as np
 
 from storage import layout, planner
 from storage._lmdb import DEFAULT_MAP_SIZE, LMDBStore
+from storage._s3 import S3Store, is_s3_url
 from storage.abc import Store, Txn
 from storage.codecs import (
     DEFAULT_COMPRESSOR,
@@ -316,7 +317,10 @@ class Archive:
         sync: bool = True,
         **kwargs: Any,
     ) -> Self:
-        """Open (creating unless ``readonly``) the LMDB archive in directory ``path``."""
+        """Open (creating unless ``readonly``) the LMDB archive in directory ``path``, or the
+        archive in an S3 bucket when ``path`` is ``s3://BUCKET/PREFIX?endpoint=URL``."""
+        if is_s3_url(path):
+            return cls(S3Store.from_url(str(path), read_only=readonly), **kwargs)
         return cls(LMDBStore(path, read_only=readonly, map_size=map_size, sync=sync), **kwargs)
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ import os
 import threading
 import time
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -68,6 +68,10 @@ INLINE_LIMIT = 1024
 CHECKPOINT_EVERY = 64
 #: Blobs uploaded concurrently by one commit.
 UPLOAD_THREADS = 16
+#: Blobs up to this size are kept in memory once fetched (they are immutable: always valid) …
+CACHE_BLOB_LIMIT = 64 << 10
+#: … up to this many bytes in all (least recently used first out).
+CACHE_BYTES = 32 << 20
 _FORMAT = 1
 _GEN_DIGITS = 12
 _INLINE = "="  # entry prefix of an inline value; a blob entry is its 40-hex digest
@@ -255,6 +259,8 @@ class S3Store(Store):
         self._lock = threading.Lock()  # guards the cached state
         self._writer = threading.Lock()  # one write transaction at a time in this process
         self._state: _State | None = None
+        self._cache: OrderedDict[str, bytes] = OrderedDict()  # small blobs: records, manifests
+        self._cached = 0
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
         self._call("HEAD", "bucket", self._client.head_bucket, Bucket=bucket)
@@ -400,9 +406,21 @@ class S3Store(Store):
         """The value an index entry names (inline, or fetched from its blob)."""
         if entry.startswith(_INLINE):
             return base64.b64decode(entry[1:])
+        with self._lock:
+            body = self._cache.get(entry)
+            if body is not None:
+                self._cache.move_to_end(entry)
+                return body
         body = self._get(f"{self._root}blobs/{entry}", "blobs")
         if body is None:
             raise CorruptionError(f"{self._where('blobs/' + entry)}: blob of {key!r} is missing")
+        if len(body) <= CACHE_BLOB_LIMIT:
+            with self._lock:
+                if entry not in self._cache:
+                    self._cache[entry] = body
+                    self._cached += len(body)
+                while self._cached > CACHE_BYTES:
+                    self._cached -= len(self._cache.popitem(last=False)[1])
         return body
 
     # -- S3 calls ---------------------------------------------------------------------------

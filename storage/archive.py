@@ -1069,6 +1069,20 @@ class Archive:
         self._check_chunk(digest, data)
         return data
 
+    def get_chunks(self, digests: Sequence[str]) -> list[bytes]:
+        """:meth:`get_chunk` for a batch, in one read transaction (on an object store that is
+        one round trip per chunk fewer)."""
+        with self.store.begin() as txn:
+            values = []
+            for digest in digests:
+                value = txn.get(layout.chunk_key(_check_id("chunk digest", digest)))
+                if value is None:
+                    raise NotFoundError(f"no chunk {digest}")
+                values.append(bytes(value))
+        for digest, data in zip(digests, values):
+            self._check_chunk(digest, data)
+        return values
+
     def put_chunk(self, digest: str, data: bytes | memoryview) -> bool:
         """Store a chunk received from another archive, after checking ``data`` against
         ``digest`` (a mismatch raises :class:`CorruptionError` and stores nothing); return

@@ -54,6 +54,10 @@ def _free_port_pair() -> int:
     raise StorageError("no free port pair for SeaweedFS", code="unavailable")
 
 
+class _Exited(Exception):
+    """``weed`` exited before its S3 gateway answered."""
+
+
 class SeaweedServer:
     """``weed mini`` in ``root`` (see the module doc). ``access_key``/``secret_key`` are the
     one S3 identity's credentials."""
@@ -64,6 +68,7 @@ class SeaweedServer:
         self.secret_key = secrets.token_hex(16)
         self.ports = {name: _free_port_pair() for name in _COMPONENTS}
         self._proc: subprocess.Popen[bytes] | None = None
+        self._started = False
 
     @property
     def endpoint(self) -> str:
@@ -81,7 +86,28 @@ class SeaweedServer:
         }
 
     def start(self) -> Self:
-        """Start the server (again) and wait until the S3 gateway answers."""
+        """Start the server (again) and wait until the S3 gateway answers. A first start that
+        exits early (a port taken meanwhile) is retried on other ports, twice."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except _Exited:
+                if attempt == 2 or self._started:
+                    raise StorageError(
+                        f"SeaweedFS exited before it was ready: {self._last_log_line()}",
+                        code="unavailable",
+                    ) from None
+                self.ports = {name: _free_port_pair() for name in _COMPONENTS}
+        raise AssertionError("unreachable")
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = (self.root / "weed.log").read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return f"{lines[-1].strip() if lines else 'empty log'} (log: {self.root / 'weed.log'})"
+
+    def _start(self) -> Self:
         binary = weed_binary()
         if binary is None:
             raise StorageError(
@@ -111,6 +137,7 @@ class SeaweedServer:
         )
         log.close()
         self._wait_ready()
+        self._started = True  # a restart must keep the ports: clients know the endpoint
         return self
 
     def _wait_ready(self) -> None:
@@ -118,10 +145,7 @@ class SeaweedServer:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if self._proc is not None and self._proc.poll() is not None:
-                raise StorageError(
-                    f"SeaweedFS exited with {self._proc.returncode}; see {self.root / 'weed.log'}",
-                    code="unavailable",
-                )
+                raise _Exited
             try:
                 client.list_buckets()
                 return

@@ -360,12 +360,7 @@ class Hub:
             stray = [d for d in wanted if d not in allowed]
             if stray:
                 raise NotFound(f"chunk {stray[0]} is not part of version {vid[:12]}")
-            out, total = [], 0
-            for d in wanted:
-                data = self.repo.archive.get_chunk(d)
-                total += len(data)
-                out.append((d, data))
-        return out
+            return list(zip(wanted, self.repo.archive.get_chunks(wanted)))
 
     def search(
         self,

@@ -9,7 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from storage import Archive, ConflictError, InvalidInputError, S3Store, StorageError, parse_url
+from storage import (
+    Archive,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    S3Store,
+    StorageError,
+    parse_url,
+)
 from storage.seaweedfs import SeaweedServer
 
 
@@ -197,3 +205,16 @@ def test_errors_are_one_line_and_unavailable(
         S3Store.from_url(f"s3://{s3_bucket}/x?endpoint=http://127.0.0.1:{dead}")
     assert down.value.code == "unavailable"
     assert f"object store unreachable at http://127.0.0.1:{dead}" in _one_line(down.value)
+
+
+def test_get_chunks_is_one_transaction(seaweedfs: SeaweedServer, s3_bucket: str) -> None:
+    store = S3Store(s3_bucket, "gc", client=seaweedfs.client())
+    with Archive(store) as ar:
+        ar.write_snapshot("s", _weights())
+        digests = ar.snapshot_chunks("s")
+        store.requests.clear()
+        chunks = ar.get_chunks(digests)
+        assert [len(c) for c in chunks] == [len(ar.get_chunk(d)) for d in digests]
+        assert store.requests["GET log"] == 1 + len(digests)  # one probe, then one per get_chunk
+        with pytest.raises(NotFoundError, match="no chunk"):
+            ar.get_chunks([digests[0], "0" * 40])

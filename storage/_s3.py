@@ -321,7 +321,7 @@ class S3Store(Store):
             if self._create(self._log_key(record["gen"]), _encode(record)):
                 break
             newer = self._refresh()  # another process committed this generation first
-            _check_unchanged(txn, base, newer)
+            _check_unchanged(txn, base, newer, puts)
             base = newer
         state = base.apply(record)
         with self._lock:
@@ -521,10 +521,13 @@ class _PreconditionFailed(Exception):
     pass
 
 
-def _check_unchanged(txn: _S3Txn, base: _State, newer: _State) -> None:
-    """Refuse to replay ``txn`` on ``newer`` when what it read differs there from ``base``."""
+def _check_unchanged(txn: _S3Txn, base: _State, newer: _State, puts: dict[str, str]) -> None:
+    """Refuse to replay ``txn`` on ``newer`` when what it read differs there from ``base``
+    (a key another writer set to exactly what ``txn`` puts there is no conflict: two uploads
+    of one chunk)."""
     for key in txn.reads:
-        if base.entries.get(key) != newer.entries.get(key):
+        now = newer.entries.get(key)
+        if base.entries.get(key) != now and (now is None or puts.get(key) != now):
             raise ConflictError(
                 f"another writer changed {key!r} during this transaction; nothing was "
                 "written, retry"

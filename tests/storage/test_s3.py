@@ -218,3 +218,14 @@ def test_get_chunks_is_one_transaction(seaweedfs: SeaweedServer, s3_bucket: str)
         assert store.requests["GET log"] == 1 + len(digests)  # one probe, then one per get_chunk
         with pytest.raises(NotFoundError, match="no chunk"):
             ar.get_chunks([digests[0], "0" * 40])
+
+
+def test_two_writers_storing_one_chunk_do_not_conflict(seaweedfs: SeaweedServer, s3_bucket: str):
+    a = S3Store(s3_bucket, "p", client=seaweedfs.client())
+    b = S3Store(s3_bucket, "p", client=seaweedfs.client())
+    chunk = bytes(range(256)) * 20
+    with a.begin(write=True) as txn:
+        assert txn.put_if_absent("c/x", chunk)
+        b.set("c/x", chunk)  # the same content, committed first
+    assert a.get("c/x") == chunk
+    assert a.requests["PUT log"] == 2  # lost the race once, replayed

@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "hub.md"))
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     base, tuned = weights()
     raw = sum(v.nbytes for v in base.values())
     results: dict[str, dict[str, list[float]]] = {"LMDB": {}, "S3 (SeaweedFS)": {}}
@@ -155,7 +156,9 @@ def main() -> None:
         f"{args.runs} interleaved runs; MiniLM fp32 is {raw / MB:.1f} MB raw. Hub rows: "
         "gunicorn with 2 sync workers, a fresh hub each run, the pull lands in an LMDB "
         "repository; only the hub's chunk store differs. Local rows: `commit` and `checkout` of "
-        "the base in a repository made with `dlv init` / `dlv init --archive s3://…`.",
+        "the base in a repository made with `dlv init` / `dlv init --archive s3://…`. "
+        f"Load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after: "
+        "other work shared the cores, SeaweedFS did too.",
         "",
         "| step | LMDB s | S3 s | S3 / LMDB |",
         "|---|---:|---:|---:|",

@@ -68,14 +68,15 @@ def test_init_refuses_an_unusable_store(tmp_path: Path, aws_env: dict[str, str])
     assert "unknown S3 URL option 'endpont'" in typo.output
 
 
-@pytest.fixture
-def s3_hub(
-    tmp_path: Path, seaweedfs: Any, s3_bucket: str, aws_env: dict[str, str]
-) -> Iterator[HubFixture]:
-    """A gunicorn hub (2 workers) whose chunks live in ``s3_bucket``; token ``alice``."""
-    store = f"s3://{s3_bucket}/hub?endpoint={seaweedfs.endpoint}"
-    root = tmp_path / "hub"
-    assert "chunks in s3://" in dlv("hub", "init", str(root), "--store", store).stdout
+@pytest.fixture(scope="module")
+def s3_hub(seaweedfs: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubFixture]:
+    """One gunicorn hub (2 workers) for this module whose chunks live in a bucket of its own
+    on the session's SeaweedFS; token ``alice``."""
+    aws_env = {k: v for k, v in seaweedfs.env.items() if k != "AWS_ENDPOINT_URL"}
+    store = f"s3://{seaweedfs.create_bucket('hub-s3')}/hub?endpoint={seaweedfs.endpoint}"
+    root = tmp_path_factory.mktemp("s3hub") / "hub"
+    init = dlv("hub", "init", str(root), "--store", store, env=aws_env)
+    assert "chunks in s3://" in init.stdout
     h = Hub.open(root)
     h.accounts.add_user("alice")
     tokens = {"alice": h.accounts.create_token("alice", "write")["token"]}
@@ -100,7 +101,7 @@ def _hub_store(hub: HubFixture) -> S3Store:
 
 
 def test_hub_on_s3_publishes_and_pulls_bit_exact(
-    tmp_path: Path, s3_hub: HubFixture, seaweedfs: Any
+    tmp_path: Path, s3_hub: HubFixture, aws_env: dict[str, str]
 ) -> None:
     fam = make_family(tmp_path / "work")
     sent = out_json(dlv("publish", fam.finetune, "alice/mlp", "--json", repo=fam.root,
@@ -118,7 +119,11 @@ def test_hub_on_s3_publishes_and_pulls_bit_exact(
 
 
 def test_object_store_down_mid_publish(
-    tmp_path: Path, s3_hub: HubFixture, seaweedfs: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    s3_hub: HubFixture,
+    seaweedfs: Any,
+    aws_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     fam = make_family(tmp_path / "work", seed=5)
     monkeypatch.setenv("DLV_HUB_BATCH_BYTES", str(200_000))  # several upload batches

@@ -602,9 +602,13 @@ class Repository:
 
     def gc(self) -> GCResult:
         """Drop archive snapshots no committed graph snapshot names, then unreferenced
-        chunks. Waits for in-flight commits (their weights are never collected)."""
+        chunks. Waits for in-flight commits (their weights are never collected). On S3 the
+        objects of dropped chunks are deleted once they are an hour old (``S3Store.sweep``)."""
         with write_guard(self.dlv_dir, exclusive=True), storage_errors():
             result = self.archive.gc(self.graph.live_snapshot_ids())
+            sweep = getattr(self.archive.store, "sweep", None)
+            if sweep is not None:
+                sweep()
         return GCResult(**result.__dict__)
 
 

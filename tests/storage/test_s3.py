@@ -104,6 +104,9 @@ def test_full_roundtrip_through_archive_url(
             got = ar.read_snapshot(sid)
             assert all(got[k].tobytes() == w[k].tobytes() for k in w)
         assert ar.verify().ok
+    monkeypatch.setenv("AWS_ENDPOINT_URL", seaweedfs.endpoint)  # or from the usual variable
+    with Archive.open(f"s3://{s3_bucket}/repo", readonly=True) as ar:
+        assert ar.list_snapshots() == ["a", "b"]
 
 
 def test_open_read_txn_keeps_its_snapshot(seaweedfs: SeaweedServer, s3_bucket: str) -> None:

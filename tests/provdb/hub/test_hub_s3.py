@@ -52,6 +52,10 @@ def test_local_repository_on_s3(
     assert same(load_file(tmp_path / "ft.safetensors"), tuned)
     with Archive.open(url, readonly=True) as ar:  # the weights really are in the bucket
         assert len(ar.list_snapshots()) == 2
+    with Repository.open(tmp_path / "r") as repo:
+        assert repo.gc().snapshots == 0  # the sweep of the S3 objects runs too
+    dlv("checkout", base, "-o", str(out), "--force", repo=tmp_path / "r")
+    assert same(load_file(out), w)
     # a second repository on the same prefix is refused: gc would drop the first one's weights
     again = dlv("init", str(tmp_path / "r2"), "--archive", url, ok=False)
     assert again.exit_code == 1

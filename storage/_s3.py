@@ -310,8 +310,7 @@ class S3Store(Store):
             else:
                 digest = blake3.blake3(value).hexdigest()[:40]
                 puts[key] = digest
-                if txn.base.entries.get(key) != digest:
-                    blobs[digest] = value
+                blobs[digest] = value  # even if stored: a fresh PUT keeps it safe from sweep
         deletes = sorted(k for k, v in txn.overlay.items() if v is None)
         self._upload(blobs)
         base = txn.base

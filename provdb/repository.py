@@ -666,7 +666,7 @@ def _archive_setting(archive: str | None) -> str:
     try:
         return parse_url(archive).url()
     except StorageError as exc:
-        raise InvalidInput(f"--archive: {exc}") from exc
+        raise InvalidInput(str(exc)) from exc
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -56,8 +56,9 @@ Public API
     delta chains): what another archive must hold to rebuild it.
 ``missing_chunks(digests) -> list[str]``  which of ``digests`` this archive lacks.
 ``get_chunk(digest) -> bytes`` / ``put_chunk(digest, data) -> bool``  a chunk's stored value
-    by digest (``get_chunks``/``put_chunks``: a batch in one transaction); ``put_chunk`` checks ``data`` against ``digest`` first (a mismatch raises
-    :class:`CorruptionError` and stores nothing) and returns whether it was new.
+    by digest (``get_chunks``/``put_chunks``: a batch in one transaction); ``put_chunk``
+    checks ``data`` against ``digest`` first (a mismatch raises :class:`CorruptionError` and
+    stores nothing) and returns whether it was new.
 ``export_snapshot(id) -> bytes`` / ``import_snapshot(bundle, *, verify=True) -> str``
     A snapshot's manifest plus every tensor record it needs, as one value; importing it once
     the chunks are there re-creates the snapshot (missing chunks: :class:`NotFoundError`;

@@ -202,6 +202,7 @@ _STORAGE_CODES: dict[str, type[ProvDBError]] = {
     "conflict": Conflict,
     "disk_full": DiskFull,
     "map_full": DiskFull,
+    "unavailable": Unavailable,  # the S3 store: unreachable, credentials refused, no bucket
 }
 
 

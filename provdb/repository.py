@@ -74,8 +74,15 @@ class Repository:
     # -- creation and discovery -------------------------------------------------------------
 
     @classmethod
-    def init(cls, path: str | os.PathLike[str] = ".", graph: str | None = None) -> Repository:
-        """Create a repository at ``path``; ``graph`` is a Neo4j URI (default: embedded)."""
+    def init(
+        cls,
+        path: str | os.PathLike[str] = ".",
+        graph: str | None = None,
+        archive: str | None = None,
+    ) -> Repository:
+        """Create a repository at ``path``; ``graph`` is a Neo4j URI (default: embedded),
+        ``archive`` an ``s3://BUCKET/PREFIX?endpoint=URL`` for the weights (default: LMDB
+        inside ``.dlv/``; credentials from the AWS variables)."""
         root = Path(path).resolve()
         dlv = root / DLV_DIR
         if (dlv / CONFIG_FILE).exists():
@@ -90,12 +97,15 @@ class Repository:
             "id": uuid.uuid4().hex,
             "created_at": now_iso(),
             "graph": graph or "embedded",
-            "archive": ARCHIVE_DIR,
+            "archive": _archive_setting(archive),
         }
         repo = cls(root, config)
+        if archive is not None:
+            repo._claim_archive()  # fail before writing anything if the bucket is unusable
         repo.graph.setup()  # fail before writing anything if the graph is unreachable
         repo._claim_graph(new=True)
-        (dlv / ARCHIVE_DIR).mkdir(parents=True, exist_ok=True)
+        if archive is None:
+            (dlv / ARCHIVE_DIR).mkdir(parents=True, exist_ok=True)
         _write_json(dlv / CONFIG_FILE, config)
         return repo
 
@@ -132,9 +142,20 @@ class Repository:
         return "neo4j" if is_server_uri(self.graph_uri) else "ladybug"
 
     @property
+    def archive_location(self) -> str | Path:
+        """Where the parameter archive lives: its ``s3://`` URL, or its LMDB folder."""
+        from storage import is_s3_url
+
+        setting = str(self.config.get("archive", ARCHIVE_DIR))
+        return setting if is_s3_url(setting) else self.dlv_dir / setting
+
+    @property
     def archive_path(self) -> Path:
-        """The parameter archive's folder."""
-        return self.dlv_dir / self.config.get("archive", ARCHIVE_DIR)
+        """The parameter archive's folder (LMDB archives only; see :attr:`archive_location`)."""
+        location = self.archive_location
+        if not isinstance(location, Path):
+            raise InvalidInput(f"this repository's archive is not a folder but {location}")
+        return location
 
     @property
     def graph(self) -> GraphStore:
@@ -173,10 +194,21 @@ class Repository:
 
     @property
     def archive(self) -> Archive:
-        """The parameter archive (LMDB; opened on first use, shared within the process)."""
+        """The parameter archive (LMDB or S3; opened on first use, shared within the process)."""
         if self._archive is None:
-            self._archive = _ARCHIVES.acquire(self.archive_path)
+            self._archive = _ARCHIVES.acquire(self.archive_location)
         return self._archive
+
+    def _claim_archive(self) -> None:
+        """An S3 prefix holds one repository's archive: refuse one that already has snapshots
+        (its weights would be gc'd as unreferenced by this repository's graph)."""
+        with storage_errors(f"cannot use the archive {self.archive_location}"):
+            taken = self.archive.list_snapshots()
+        if taken:
+            raise Conflict(
+                f"{self.archive_location} already holds an archive ({len(taken)} snapshots); "
+                "give each repository a prefix of its own"
+            )
 
     def close(self) -> None:
         """Close the graph store and the archive."""
@@ -184,7 +216,7 @@ class Repository:
             self._graph.close()
             self._graph = None
         if self._archive is not None:
-            _ARCHIVES.release(self.archive_path)
+            _ARCHIVES.release(self.archive_location)
             self._archive = None
 
     def __enter__(self) -> Repository:
@@ -228,7 +260,7 @@ class Repository:
             id=self.config["id"],
             backend=self.backend,
             graph=self.graph_uri,
-            archive=str(self.archive_path),
+            archive=str(self.archive_location),
             versions=versions,
             models=models,
         )
@@ -570,14 +602,18 @@ class Repository:
 
     def gc(self) -> GCResult:
         """Drop archive snapshots no committed graph snapshot names, then unreferenced
-        chunks. Waits for in-flight commits (their weights are never collected)."""
+        chunks. Waits for in-flight commits (their weights are never collected). On S3 the
+        objects of dropped chunks are deleted once they are an hour old (``S3Store.sweep``)."""
         with write_guard(self.dlv_dir, exclusive=True), storage_errors():
             result = self.archive.gc(self.graph.live_snapshot_ids())
+            sweep = getattr(self.archive.store, "sweep", None)
+            if sweep is not None:
+                sweep()
         return GCResult(**result.__dict__)
 
 
 class _ArchiveRegistry:
-    """One open :class:`storage.Archive` per archive folder and process.
+    """One open :class:`storage.Archive` per archive folder (or S3 URL) and process.
 
     LMDB allows a single environment per file in a process, so every :class:`Repository` on
     the same folder shares one, closed when the last of them closes. Keyed by pid as well: an
@@ -586,12 +622,12 @@ class _ArchiveRegistry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: dict[tuple[int, Path], list[Any]] = {}
+        self._open: dict[tuple[int, str | Path], list[Any]] = {}
 
-    def acquire(self, path: Path) -> Archive:
+    def acquire(self, path: str | Path) -> Archive:
         from storage import Archive, StorageError
 
-        key = (os.getpid(), path.resolve())
+        key = _registry_key(path)
         with self._lock:
             entry = self._open.get(key)
             if entry is None:
@@ -602,8 +638,8 @@ class _ArchiveRegistry:
             entry[1] += 1
             return entry[0]
 
-    def release(self, path: Path) -> None:
-        key = (os.getpid(), path.resolve())
+    def release(self, path: str | Path) -> None:
+        key = _registry_key(path)
         with self._lock:
             entry = self._open.get(key)
             if entry is None:
@@ -615,6 +651,22 @@ class _ArchiveRegistry:
 
 
 _ARCHIVES = _ArchiveRegistry()
+
+
+def _registry_key(location: str | Path) -> tuple[int, str | Path]:
+    return (os.getpid(), location if isinstance(location, str) else location.resolve())
+
+
+def _archive_setting(archive: str | None) -> str:
+    """The config's ``archive`` entry: the folder inside ``.dlv/``, or a checked S3 URL."""
+    if archive is None:
+        return ARCHIVE_DIR
+    from storage import StorageError, parse_url
+
+    try:
+        return parse_url(archive).url()
+    except StorageError as exc:
+        raise InvalidInput(str(exc)) from exc
 
 
 def _write_json(path: Path, data: Any) -> None:

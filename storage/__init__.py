@@ -56,8 +56,9 @@ Public API
     delta chains): what another archive must hold to rebuild it.
 ``missing_chunks(digests) -> list[str]``  which of ``digests`` this archive lacks.
 ``get_chunk(digest) -> bytes`` / ``put_chunk(digest, data) -> bool``  a chunk's stored value
-    by digest; ``put_chunk`` checks ``data`` against ``digest`` first (a mismatch raises
-    :class:`CorruptionError` and stores nothing) and returns whether it was new.
+    by digest (``get_chunks``/``put_chunks``: a batch in one transaction); ``put_chunk``
+    checks ``data`` against ``digest`` first (a mismatch raises :class:`CorruptionError` and
+    stores nothing) and returns whether it was new.
 ``export_snapshot(id) -> bytes`` / ``import_snapshot(bundle, *, verify=True) -> str``
     A snapshot's manifest plus every tensor record it needs, as one value; importing it once
     the chunks are there re-creates the snapshot (missing chunks: :class:`NotFoundError`;
@@ -98,7 +99,9 @@ Codecs (:mod:`storage.codecs`): ``BytePlanes``, ``DeltaCodec``, ``Zstd`` and the
 ``Float16Scheme``, ``BFloat16Scheme``, ``FixedPointScheme``, ``QuantizeScheme`` — frozen
 dataclasses with ``to_dict()``/``from_dict()``.
 
-Stores (:mod:`storage.abc`): ``Store``/``Txn`` ABCs, ``LMDBStore``, ``MemoryStore``; the
+Stores (:mod:`storage.abc`): ``Store``/``Txn`` ABCs, ``LMDBStore``, ``MemoryStore``,
+``S3Store`` (any S3-compatible object store; ``Archive.open("s3://BUCKET/PREFIX?endpoint=URL")``,
+``parse_url``/``is_s3_url`` are the one place URLs are read; see :mod:`storage._s3`); the
 conformance suite is :class:`storage.testing.StoreTests`.
 
 Errors: ``StorageError`` (``.code``) and ``NotFoundError``, ``CorruptionError``,
@@ -107,6 +110,7 @@ Errors: ``StorageError`` (``.code``) and ``NotFoundError``, ``CorruptionError``,
 
 from storage._lmdb import LMDBStore
 from storage._memory import MemoryStore
+from storage._s3 import S3Store, is_s3_url, parse_url
 from storage.abc import Store, Txn
 from storage.archive import (
     Archive,
@@ -154,6 +158,7 @@ __all__ = [
     "QuantizeScheme",
     "ReadOnlyError",
     "ReplanResult",
+    "S3Store",
     "Scheme",
     "SnapshotInfo",
     "Store",
@@ -162,4 +167,6 @@ __all__ = [
     "Txn",
     "VerifyReport",
     "Zstd",
+    "is_s3_url",
+    "parse_url",
 ]

@@ -19,6 +19,7 @@ import numpy as np
 
 from storage import layout, planner
 from storage._lmdb import DEFAULT_MAP_SIZE, LMDBStore
+from storage._s3 import S3Store, is_s3_url
 from storage.abc import Store, Txn
 from storage.codecs import (
     DEFAULT_COMPRESSOR,
@@ -316,7 +317,10 @@ class Archive:
         sync: bool = True,
         **kwargs: Any,
     ) -> Self:
-        """Open (creating unless ``readonly``) the LMDB archive in directory ``path``."""
+        """Open (creating unless ``readonly``) the LMDB archive in directory ``path``, or the
+        archive in an S3 bucket when ``path`` is ``s3://BUCKET/PREFIX?endpoint=URL``."""
+        if is_s3_url(path):
+            return cls(S3Store.from_url(str(path), read_only=readonly), **kwargs)
         return cls(LMDBStore(path, read_only=readonly, map_size=map_size, sync=sync), **kwargs)
 
     def close(self) -> None:
@@ -1064,6 +1068,20 @@ class Archive:
             data = bytes(value)
         self._check_chunk(digest, data)
         return data
+
+    def get_chunks(self, digests: Sequence[str]) -> list[bytes]:
+        """:meth:`get_chunk` for a batch, in one read transaction (on an object store that is
+        one round trip per chunk fewer)."""
+        with self.store.begin() as txn:
+            values = []
+            for digest in digests:
+                value = txn.get(layout.chunk_key(_check_id("chunk digest", digest)))
+                if value is None:
+                    raise NotFoundError(f"no chunk {digest}")
+                values.append(bytes(value))
+        for digest, data in zip(digests, values):
+            self._check_chunk(digest, data)
+        return values
 
     def put_chunk(self, digest: str, data: bytes | memoryview) -> bool:
         """Store a chunk received from another archive, after checking ``data`` against

@@ -105,10 +105,16 @@ def cli(ctx: click.Context, repo: str | None) -> None:
     help="Neo4j URI (bolt://host:7687, neo4j+s://…) for the provenance graph; "
     "default: an embedded LadybugDB database inside .dlv/.",
 )
+@click.option(
+    "--archive",
+    metavar="URL",
+    help="s3://BUCKET/PREFIX?endpoint=URL: keep the weights in an S3-compatible object store "
+    "(credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); default: LMDB inside .dlv/.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the repository's description as JSON.")
-def init(path: str, graph: str | None, as_json: bool) -> None:
+def init(path: str, graph: str | None, archive: str | None, as_json: bool) -> None:
     """Create a repository in PATH (default: the current folder)."""
-    with Repository.init(path, graph=graph) as repo:
+    with Repository.init(path, graph=graph, archive=archive) as repo:
         info = repo.info()
     if as_json:
         echo_json(info.to_dict())

@@ -84,12 +84,19 @@ def hub(ctx: click.Context, hub_dir: str) -> None:
     show_default=True,
     help="Largest request body the hub accepts (MiB); larger ones get 413.",
 )
-def hub_init(path: str, graph: str | None, max_upload_mb: int) -> None:
+@click.option(
+    "--store",
+    metavar="URL",
+    help="s3://BUCKET/PREFIX?endpoint=URL: keep the hub's chunks in an S3-compatible object "
+    "store (credentials from the AWS variables); default: LMDB inside the hub folder.",
+)
+def hub_init(path: str, graph: str | None, max_upload_mb: int, store: str | None) -> None:
     """Create a hub in PATH: a dlv repository, an accounts database and hub.json."""
     from provdb.hub import Hub
 
-    h = Hub.init(path, graph=graph, max_upload_bytes=max_upload_mb << 20)
-    click.echo(f"Initialized ModelHub in {h.root} ({h.repo.backend} graph)")
+    h = Hub.init(path, graph=graph, max_upload_bytes=max_upload_mb << 20, store=store)
+    chunks = f", chunks in {h.repo.archive_location}" if store else ""
+    click.echo(f"Initialized ModelHub in {h.root} ({h.repo.backend} graph{chunks})")
     h.close()
 
 

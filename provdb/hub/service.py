@@ -73,8 +73,10 @@ class Hub:
         path: str | os.PathLike[str],
         graph: str | None = None,
         max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+        store: str | None = None,
     ) -> Hub:
-        """Create a hub in ``path``: its repository (graph embedded, or Neo4j ``graph``), the
+        """Create a hub in ``path``: its repository (graph embedded, or Neo4j ``graph``; chunks
+        in LMDB, or in the S3 bucket ``store`` = ``s3://BUCKET/PREFIX?endpoint=URL``), the
         accounts database and ``hub.json``."""
         root = Path(path).resolve()
         if (root / HUB_CONFIG).exists():
@@ -82,7 +84,7 @@ class Hub:
         if max_upload_bytes < 1 << 20:
             raise InvalidInput("the upload limit must be at least 1 MiB")
         root.mkdir(parents=True, exist_ok=True)
-        with Repository.init(root, graph=graph) as repo:
+        with Repository.init(root, graph=graph, archive=store) as repo:
             repo.archive.stats()  # create the archive now, so read-only readers find it
         Accounts.create(root / ACCOUNTS_DB)
         config = {"format": HUB_FORMAT, "max_upload_bytes": int(max_upload_bytes)}
@@ -368,12 +370,7 @@ class Hub:
             stray = [d for d in wanted if d not in allowed]
             if stray:
                 raise NotFound(f"chunk {stray[0]} is not part of version {vid[:12]}")
-            out, total = [], 0
-            for d in wanted:
-                data = self.repo.archive.get_chunk(d)
-                total += len(data)
-                out.append((d, data))
-        return out
+            return list(zip(wanted, self.repo.archive.get_chunks(wanted)))
 
     def search(
         self,

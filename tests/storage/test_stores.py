@@ -1,4 +1,4 @@
-"""Both store backends pass the same conformance suite."""
+"""Every store backend passes the same conformance suite (S3: on a real SeaweedFS)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import LMDBStore, MemoryStore, ReadOnlyError, StorageError
+from storage import LMDBStore, MemoryStore, ReadOnlyError, S3Store, StorageError
 from storage.testing import StoreTests
 
 
@@ -45,6 +45,13 @@ class TestLMDBStore(StoreTests):
     def test_missing_read_only_path(self, tmp_path: Path) -> None:
         with pytest.raises(StorageError, match="no archive"):
             LMDBStore(tmp_path / "absent", read_only=True)
+
+
+class TestS3Store(StoreTests):
+    @pytest.fixture
+    def store(self, seaweedfs, s3_bucket: str) -> Iterator[S3Store]:
+        with S3Store(s3_bucket, "archive", client=seaweedfs.client()) as s:
+            yield s
 
 
 def _child_reads(path: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

@@ -170,7 +170,7 @@ def network(desc: Description) -> list[Element]:
     """A version's network graph: one node per layer, coloured by layer type."""
     nodes = [x.name for x in desc.layers]
     pairs = [(a, b) for a, b in desc.edges]
-    xy = positions(nodes, pairs, gap=180.0, layer_gap=60.0)
+    xy = positions(nodes, pairs, gap=180.0, layer_gap=56.0)
     out: list[Element] = []
     for x in desc.layers:
         px, py = xy[x.name]
@@ -203,7 +203,7 @@ def network_diff(descs: Sequence[Description], diff: Diff) -> list[Element]:
     added = {tuple(e) for e in diff.edges.get("added", [])}
     removed = {tuple(e) for e in diff.edges.get("removed", [])}
     names = [row.name for row in diff.layers]
-    xy = positions(names, edges, gap=180.0, layer_gap=60.0)
+    xy = positions(names, edges, gap=180.0, layer_gap=56.0)
     out: list[Element] = []
     for name in names:
         x, st = layer_of[name], status[name]

@@ -58,7 +58,7 @@ def positions(
     nodes: Sequence[N],
     edges: Iterable[tuple[N, N]],
     *,
-    gap: float = 170.0,
+    gap: float = 190.0,
     layer_gap: float = 110.0,
 ) -> dict[N, tuple[float, float]]:
     """``{node: (x, y)}``: layers top to bottom, no two nodes of a layer closer than ``gap``.

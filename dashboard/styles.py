@@ -58,13 +58,14 @@ def lineage_stylesheet(small: bool) -> list[dict[str, Any]]:
         "border-width": 1,
         "border-color": "#333",
         "shape": "round-rectangle",
-        "width": 130,
+        "width": 150,
         "height": 42,
         "font-size": 11,
         "text-valign": "center",
         "text-halign": "center",
         "text-wrap": "wrap",
-        "text-max-width": 124,
+        "text-max-width": 144,
+        "text-overflow-wrap": "anywhere",
         "font-family": FONT,
     }
     edge: dict[str, Any] = {
@@ -109,8 +110,8 @@ def network_stylesheet() -> list[dict[str, Any]]:
                 "border-color": "#555",
                 "shape": "round-rectangle",
                 "width": 150,
-                "height": 34,
-                "font-size": 11,
+                "height": 36,
+                "font-size": 12,
                 "text-valign": "center",
                 "text-halign": "center",
                 "text-wrap": "wrap",
@@ -160,6 +161,8 @@ tr.removed td { background: #fdeaea; }
 .hint { color: #555; }
 .summary { font-size: 13px; min-height: 3em; color: #333; }
 .cards { display: flex; gap: 16px; flex-wrap: wrap; }
-.card { flex: 1 1 420px; min-width: 380px; }
+.card { flex: 1 1 420px; min-width: 0; }
+table.grid td { overflow-wrap: anywhere; }
+#filter-name { width: 220px; padding: 6px; }
 pre.caret { background: #f7f7f7; padding: 8px; border-left: 3px solid #d62728; }
 """

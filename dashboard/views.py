@@ -59,6 +59,11 @@ def table(head: list[str], rows: list[list[Any]], classes: list[str] | None = No
                       className="grid")  # fmt: skip
 
 
+def clip(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters (with an ellipsis)."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def version_link(vid: str, label: str | None = None) -> dcc.Link:
     """A link to a version's card."""
     return dcc.Link(label or vid[:12], href=f"/version/{vid}")
@@ -157,7 +162,8 @@ def lineage_page(info: RepoInfo, rows: list[VersionRow]) -> html.Div:
                 elements=[],
                 layout={"name": "preset", "fit": True, "padding": 30},
                 stylesheet=styles.lineage_stylesheet(True),
-                style={"width": "100%", "height": "72vh", "border": "1px solid #ddd"},
+                style={"width": "100%", "height": "72vh", "border": "1px solid #ddd",
+                       "boxSizing": "border-box"},
                 minZoom=0.05,
                 maxZoom=3,
                 wheelSensitivity=0.3,
@@ -172,7 +178,8 @@ def lineage_legend(graph: elements.LineageGraph) -> html.Div:
     models = dict(list(graph.models.items())[:24])
     more = len(graph.models) - len(models)
     shown = f"{graph.versions} versions shown" + (
-        f", {graph.chains} chains collapsed" if graph.chains else ""
+        f", {graph.chains} chain{'s' if graph.chains > 1 else ''} collapsed" if graph.chains
+        else ""
     )
     return html.Div(
         [
@@ -209,13 +216,14 @@ def hover_summary(data: dict[str, Any]) -> list[Any]:
 
 def network_graph(gid: str, els: list[dict[str, Any]], n_layers: int) -> cyto.Cytoscape:
     """A network graph drawn with preset positions."""
-    height = max(320, min(900, 60 * n_layers + 80))
+    height = max(320, min(1500, 62 * n_layers + 60))
     return cyto.Cytoscape(
         id=gid,
         elements=els,
         layout={"name": "preset", "fit": True, "padding": 20},
         stylesheet=styles.network_stylesheet(),
-        style={"width": "100%", "height": f"{height}px", "border": "1px solid #ddd"},
+        style={"width": "100%", "height": f"{height}px", "border": "1px solid #ddd",
+               "boxSizing": "border-box"},
         userZoomingEnabled=True,
         minZoom=0.1,
     )
@@ -243,9 +251,10 @@ def version_page(d: Description) -> html.Div:
         else []
     )
     run = (
-        table(["run", "status", "started", "ended", "agent", "command"],
-              [[d.run.id[:12], d.run.status, d.run.started_at[:19], d.run.ended_at[:19],
-                d.run.agent, d.run.command]])  # fmt: skip
+        table(["run", d.run.id],
+              [["status", d.run.status], ["started", d.run.started_at[:19]],
+               ["ended", d.run.ended_at[:19]], ["agent", d.run.agent],
+               ["command", clip(d.run.command, 160)]])  # fmt: skip
         if d.run
         else html.P("No run: a plain commit.", className="hint")
     )
@@ -308,8 +317,12 @@ def version_page(d: Description) -> html.Div:
 # -- compare -----------------------------------------------------------------------------------
 
 
-def diff_rows_table(rows: list[DiffRow], names: list[str], fmt: Any = text) -> html.Table:
+def diff_rows_table(
+    rows: list[DiffRow], names: list[str], fmt: Any = text, empty: str = "no differences"
+) -> html.Table | html.P:
     """A diff section: one row per item, one column per version, coloured by status."""
+    if not rows:
+        return html.P(empty, className="hint")
     return table(
         ["name", "status", *names],
         [[r.name, r.status, *[fmt(v) for v in r.values]] for r in rows],
@@ -322,8 +335,11 @@ def weight_figure(diff: Diff) -> go.Figure:
     fig = go.Figure()
     names = [r.name for r in diff.weights]
     for i, v in enumerate(diff.versions[1:], start=1):
-        fig.add_trace(go.Bar(x=names, y=[r.values[i] for r in diff.weights],
-                             name=f"{v['name']} {v['id'][:8]}"))  # fmt: skip
+        ys = [r.values[i] for r in diff.weights]
+        fig.add_trace(go.Bar(x=names, y=ys, name=f"{v['name']} {v['id'][:8]}",
+                             text=["n/a" if y is None else f"{y:.3g}" for y in ys],
+                             textposition="outside"))  # fmt: skip
+    fig.update_yaxes(rangemode="tozero")
     fig.update_layout(title="weight change ‖Δw‖ / ‖w‖ against the first version",
                       height=320, margin={"l": 50, "r": 10, "t": 40, "b": 90},
                       legend={"orientation": "h"}, barmode="group")  # fmt: skip
@@ -372,7 +388,7 @@ def compare_page(descs: list[Description], diff: Diff) -> html.Div:
                                           value=["diff"], id="only-diff"),
                             html.Div(id="params-table"),
                             html.H3("Final metrics"),
-                            diff_rows_table(diff.metrics, names),
+                            diff_rows_table(diff.metrics, names, empty="none recorded"),
                             html.H3("Layers"),
                             diff_rows_table([r for r in diff.layers if r.status != "same"],
                                             names, lambda v: "—" if v is None else "defined"),
@@ -392,7 +408,9 @@ def compare_page(descs: list[Description], diff: Diff) -> html.Div:
     )  # fmt: skip
 
 
-def params_table(diff_params: list[dict[str, Any]], names: list[str], only: bool) -> html.Table:
+def params_table(
+    diff_params: list[dict[str, Any]], names: list[str], only: bool
+) -> html.Table | html.P:
     """The hyper-parameter section, optionally only the rows that differ."""
     rows = [DiffRow(**r) for r in diff_params if not only or r["status"] != "same"]
     return diff_rows_table(rows, names)

@@ -6,6 +6,7 @@ Screenshots of each view land in tests/artifacts/dashboard/ (git ignores it).
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,15 @@ NODES += "n.position('x'), n.position('y')]);"
 EDGES = "return window.__cy.edges().map(e => [e.source().id(), e.target().id(), e.data('op')]);"
 
 
-def shot(browser: Any, name: str) -> Path:
+def shot(browser: Any, name: str, height: int = 1000) -> Path:
+    """Save a screenshot of the window (``height`` pixels tall) under tests/artifacts/."""
     path = ARTIFACTS / f"{name}.png"
+    if height != 1000:
+        browser.driver.set_window_size(1400, height)
+        time.sleep(0.5)  # plotly and cytoscape redraw for the new size
     browser.driver.save_screenshot(str(path))
+    if height != 1000:
+        browser.driver.set_window_size(1400, 1000)
     return path
 
 
@@ -121,7 +128,7 @@ def test_click_a_node_opens_its_card(browser: Any, url: str, built: Any) -> None
     nodes, _ = graph(browser, "version-network", 9)
     assert {n[0] for n in nodes} >= {"conv1", "pool2", "fc1"}
     assert browser.find_elements(".js-plotly-plot"), "metric curves drawn"
-    shot(browser, "version-card")
+    shot(browser, "version-card", 2000)
 
 
 def test_compare_construct_highlights_exactly_the_inserted_layers(
@@ -137,7 +144,7 @@ def test_compare_construct_highlights_exactly_the_inserted_layers(
     for word in ("added", "removed", "changed", "only differences"):
         assert word in legend
     assert browser.find_elements("#weight-bars")
-    shot(browser, "compare")
+    shot(browser, "compare", 2000)
 
 
 def test_dql_console_runs_paper_query_1(browser: Any, url: str, built: Any) -> None:

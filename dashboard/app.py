@@ -24,13 +24,25 @@ log = logging.getLogger(__name__)
 WRITING_KINDS = ("slice", "construct", "evaluate")
 
 
-def create_app(repo: str | None = None) -> dash.Dash:
+def create_app(
+    repo: str | None = None, *, source: Any = None, layout: str = "preset"
+) -> dash.Dash:
     """The dashboard over the repository at ``repo`` (``None``: found from the current
-    folder or ``$DLV_REPO``)."""
-    source = RepoSource(repo)
+    folder or ``$DLV_REPO``).
+
+    ``source`` replaces the repository with any object offering :class:`RepoSource`'s
+    ``read``/``open`` (the benchmark's synthetic lineage); ``layout`` other than ``preset``
+    (``dagre``, ``breadthfirst``) leaves the lineage layout to the browser, for comparison.
+    """
+    source = source or RepoSource(repo)
+    if layout == "dagre":
+        import dash_cytoscape as cyto
+
+        cyto.load_extra_layouts()
     app = dash.Dash(__name__, title="ProvDB", suppress_callback_exceptions=True,
-                    update_title=None)  # fmt: skip
-    app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + styles.CSS + "</style>")
+                    update_title="")  # fmt: skip
+    style = "{%css%}<style>" + styles.CSS + "</style>"
+    app.index_string = app.index_string.replace("{%css%}", style)
     app.layout = html.Div(
         [
             dcc.Location(id="url", refresh=False),
@@ -45,7 +57,7 @@ def create_app(repo: str | None = None) -> dash.Dash:
             html.Main(id="page"),
         ]
     )
-    _register(app, source)
+    _register(app, source, layout)
     return app
 
 
@@ -60,15 +72,16 @@ def _safe(render: Any) -> Any:
         return views.error_page(exc)
 
 
-def route(source: RepoSource, pathname: str | None, search: str | None) -> Any:
+def route(
+    source: RepoSource, pathname: str | None, search: str | None, layout: str = "preset"
+) -> Any:
     """The page for a URL."""
     path = (pathname or "/").rstrip("/") or "/"
     args = parse_qs((search or "").lstrip("?"))
     if path in ("/", "/lineage"):
-        return lineage(source)
+        return lineage(source, layout)
     if path.startswith("/version/"):
-        ref = path.removeprefix("/version/")
-        return views.version_page(source.read(lambda r: r.describe(ref)))
+        return version(source, path.removeprefix("/version/"))
     if path == "/compare":
         return compare(source, args.get("v", []))
     if path == "/query":
@@ -78,7 +91,7 @@ def route(source: RepoSource, pathname: str | None, search: str | None) -> Any:
                     className="error", id="error-page")  # fmt: skip
 
 
-def lineage(source: RepoSource) -> Any:
+def lineage(source: RepoSource, layout: str = "preset") -> Any:
     """The lineage page (or the empty-repository page)."""
 
     def read(repo: Any) -> Any:
@@ -87,7 +100,30 @@ def lineage(source: RepoSource) -> Any:
     info, rows = source.read(read)
     if not rows:
         return views.empty_page(info)
-    return views.lineage_page(info, rows)
+    return views.lineage_page(info, rows, draw(rows, elements.Filters(), (), layout), layout)
+
+
+def draw(
+    rows: list[Any], filters: elements.Filters, expanded: Any, layout: str = "preset"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
+    """The lineage's elements (positions from the server unless ``layout`` says otherwise),
+    its stylesheet (labels only while small) and legend."""
+    graph = elements.lineage(rows, filters, expanded or ())
+    small = len(graph.elements) <= styles.LABEL_LIMIT
+    if layout != "preset":  # the browser lays it out (benchmark baseline)
+        for element in graph.elements:
+            element.pop("position", None)
+    return graph.elements, styles.lineage_stylesheet(small), views.lineage_legend(graph)
+
+
+def version(source: RepoSource, ref: str) -> Any:
+    """The version card, with each snapshot's bytes per byte plane."""
+
+    def read(repo: Any) -> Any:
+        desc = repo.describe(ref)
+        return desc, {s.id: repo.snapshot_planes(s.id) for s in desc.snapshots}
+
+    return views.version_page(*source.read(read))
 
 
 def compare(source: RepoSource, refs: list[str]) -> Any:
@@ -100,13 +136,14 @@ def compare(source: RepoSource, refs: list[str]) -> Any:
                         className="error", id="error-page")  # fmt: skip
 
     def read(repo: Any) -> Any:
-        return [repo.describe(r) for r in refs], repo.diff(refs)
+        with repo.graph.session():  # one graph handle for every read
+            return [repo.describe(r) for r in refs], repo.diff(refs)
 
     descs, diff = source.read(read)
     page = views.compare_page(descs, diff)
     names = [f"{v['name']} {v['id'][:8]}" for v in diff.versions]
-    store = dcc.Store(id="compare-data",
-                      data={"params": [p.to_dict() for p in diff.params], "names": names})  # fmt: skip
+    data = {"params": [p.to_dict() for p in diff.params], "names": names}
+    store = dcc.Store(id="compare-data", data=data)
     return html.Div([page, store])
 
 
@@ -132,12 +169,12 @@ def run_query(source: RepoSource, q: str, *, commit: bool) -> Any:
         return views.query_error(exc)
 
 
-def _register(app: dash.Dash, source: RepoSource) -> None:
+def _register(app: dash.Dash, source: RepoSource, layout: str) -> None:
     """The callbacks, each small."""
 
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
     def _page(pathname: str | None, search: str | None) -> Any:
-        return _safe(lambda: route(source, pathname, search))
+        return _safe(lambda: route(source, pathname, search, layout))
 
     @app.callback(
         Output("lineage-graph", "elements"),
@@ -147,6 +184,7 @@ def _register(app: dash.Dash, source: RepoSource) -> None:
         Input("filter-model", "value"),
         Input("filter-op", "value"),
         Input("expanded", "data"),
+        prevent_initial_call=True,
     )
     def _lineage(name: str | None, models: list[str] | None, ops: list[str] | None,
                  expanded: list[str] | None) -> Any:  # fmt: skip
@@ -155,9 +193,7 @@ def _register(app: dash.Dash, source: RepoSource) -> None:
         except ProvDBError as exc:
             return [], no_update, views.error_page(exc)
         filters = elements.Filters(name or "", frozenset(models or ()), frozenset(ops or ()))
-        graph = elements.lineage(rows, filters, expanded or ())
-        small = len(graph.elements) <= styles.LABEL_LIMIT
-        return graph.elements, styles.lineage_stylesheet(small), views.lineage_legend(graph)
+        return draw(rows, filters, expanded, layout)
 
     @app.callback(Output("hover-summary", "children"), Input("lineage-graph", "mouseoverNodeData"),
                   prevent_initial_call=True)  # fmt: skip

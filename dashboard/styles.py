@@ -63,11 +63,15 @@ def lineage_stylesheet(small: bool) -> list[dict[str, Any]]:
         "font-size": 11,
         "text-valign": "center",
         "text-halign": "center",
-        "text-wrap": "wrap",
-        "text-max-width": 144,
-        "text-overflow-wrap": "anywhere",
         "font-family": FONT,
+        # labels too small to read are not drawn at all (the big win at 1,000+ versions)
+        "min-zoomed-font-size": 7,
     }
+    if small:
+        node.update({"text-wrap": "wrap", "text-max-width": 144,
+                     "text-overflow-wrap": "anywhere"})  # fmt: skip
+    else:  # the cheapest shapes to draw
+        node.update({"shape": "rectangle", "border-width": 0})
     edge: dict[str, Any] = {
         "curve-style": "bezier" if small else "haystack",
         "target-arrow-shape": "triangle" if small else "none",

@@ -15,7 +15,7 @@ from dash import dcc, html
 
 from dashboard import elements, styles
 from provdb.errors import ProvDBError, QuerySyntaxError
-from provdb.results import Description, Diff, DiffRow, RepoInfo, VersionRow
+from provdb.results import Description, Diff, DiffRow, PlaneBytes, RepoInfo, VersionRow
 
 OPS = list(styles.OP_COLOURS)
 
@@ -104,9 +104,8 @@ def error_page(exc: BaseException) -> html.Div:
             html.P(hints.get(code, ""), className="hint"),
             dcc.Link("Back to the lineage", href="/lineage"),
         ],
-        className="error",
+        className=f"error code-{code}",
         id="error-page",
-        **{"data-code": code},
     )
 
 
@@ -130,9 +129,15 @@ def empty_page(info: RepoInfo) -> html.Div:
 # -- lineage -----------------------------------------------------------------------------------
 
 
-def lineage_page(info: RepoInfo, rows: list[VersionRow]) -> html.Div:
-    """Filters, the DAG (elements come from a callback), legend, hover summary and the
-    compare picker."""
+def lineage_page(
+    info: RepoInfo,
+    rows: list[VersionRow],
+    drawn: tuple[list[dict[str, Any]], list[dict[str, Any]], html.Div],
+    layout: str = "preset",
+) -> html.Div:
+    """Filters, the DAG (``drawn``: its elements, stylesheet and legend, redrawn by a
+    callback when a filter changes), hover summary and the compare picker."""
+    els, stylesheet, legend_div = drawn
     models = sorted({r.name for r in rows})
     options = [{"label": f"{r.name} · {r.id[:8]}", "value": r.id} for r in rows]
     return html.Div(
@@ -154,20 +159,22 @@ def lineage_page(info: RepoInfo, rows: list[VersionRow]) -> html.Div:
                 ],
                 className="controls",
             ),
-            html.Div(id="lineage-legend"),
+            html.Div(legend_div, id="lineage-legend"),
             html.Div("Hover a version for its summary; click to open it; click a dashed "
                      "chain to expand it.", id="hover-summary", className="summary"),  # fmt: skip
             cyto.Cytoscape(
                 id="lineage-graph",
-                elements=[],
-                layout={"name": "preset", "fit": True, "padding": 30},
-                stylesheet=styles.lineage_stylesheet(True),
+                elements=els,
+                layout={"name": layout, "fit": True, "padding": 30,
+                        **({"directed": True} if layout == "breadthfirst" else {})},
+                stylesheet=stylesheet,
                 style={"width": "100%", "height": "72vh", "border": "1px solid #ddd",
                        "boxSizing": "border-box"},
                 minZoom=0.05,
                 maxZoom=3,
                 wheelSensitivity=0.3,
-                autoRefreshLayout=True,
+                boxSelectionEnabled=False,
+                autoungrabify=True,
             ),
         ]
     )
@@ -239,8 +246,10 @@ def metric_figure(series: dict[str, tuple[list[int], list[float]]], title: str) 
     return fig
 
 
-def version_page(d: Description) -> html.Div:
-    """Everything about one version."""
+def version_page(d: Description, planes: dict[str, list[PlaneBytes]] | None = None) -> html.Div:
+    """Everything about one version (``planes``: each snapshot's bytes per byte plane)."""
+    planes = planes or {}
+    n_planes = max((len(p) for p in planes.values()), default=0)
     layer_types = {x.type: styles.LAYER_COLOURS.get(x.type, styles.OTHER_LAYER) for x in d.layers}
     parents = [html.Span([f"{p.op} of ", version_link(p.id), " "]) for p in d.parents]
     children = [html.Span([version_link(c.id), f" ({c.op}) "]) for c in d.children]
@@ -259,10 +268,12 @@ def version_page(d: Description) -> html.Div:
         else html.P("No run: a plain commit.", className="hint")
     )
     snaps = table(
-        ["snapshot", "iteration", "latest", "raw", "stored", "chain depth", "read bytes"],
+        ["snapshot", "iteration", "latest", "raw", "stored", "chain depth", "read bytes",
+         *[f"plane {p} stored / raw" for p in range(n_planes)]],
         [
             [s.id, s.iteration, "yes" if s.latest else "", size(s.raw), size(s.stored),
-             text(s.extra.get("chain_depth")), size(s.extra.get("read_bytes"))]
+             text(s.extra.get("chain_depth")), size(s.extra.get("read_bytes")),
+             *[f"{size(b.stored)} / {size(b.raw)}" for b in planes.get(s.id, [])]]
             for s in d.snapshots
         ],
     )  # fmt: skip

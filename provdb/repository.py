@@ -39,6 +39,7 @@ from provdb.results import (
     GCResult,
     Lineage,
     Parent,
+    PlaneBytes,
     ReplanResult,
     RepoInfo,
     SnapshotCost,
@@ -261,6 +262,13 @@ class Repository:
         from provdb import compare
 
         return compare.describe(self, ref)
+
+    def snapshot_planes(self, snapshot_id: str) -> list[PlaneBytes]:
+        """Raw and stored bytes per byte plane of one snapshot's own tensors (``dlv desc``
+        lists snapshot ids)."""
+        with storage_errors(f"snapshot {snapshot_id}"):
+            planes = self.archive.snapshot_planes(snapshot_id)
+        return [PlaneBytes(p, raw, stored) for p, (raw, stored) in enumerate(planes)]
 
     def diff(self, refs: list[str], only_differences: bool = False) -> Diff:
         """Versions compared against the first: layers, edges, hyper-parameters, final

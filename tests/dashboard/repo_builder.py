@@ -29,7 +29,8 @@ SMALL = {"channels": (2, 4, 4, 4, 4), "hidden": 16, "lrn": False}
 
 def _demo():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("dlv_demo", ROOT / "scripts" / "demo.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.CHANNELS = (4, 8)  # the demo's network, narrower

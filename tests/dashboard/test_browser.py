@@ -123,7 +123,8 @@ def test_click_a_node_opens_its_card(browser: Any, url: str, built: Any) -> None
     assert browser.driver.current_url.endswith(f"/version/{vid}")
     card = browser.find_element("#version-card").text
     for part in ("Network (9 layers)", "Hyper-parameters", "base_lr", "Run and agent",
-                 "FINISHED", "Snapshots and storage", "finetune of"):  # fmt: skip
+                 "FINISHED", "Snapshots and storage", "finetune of",
+                 "plane 0 stored / raw", "plane 3 stored / raw"):  # fmt: skip
         assert part in card, part
     nodes, _ = graph(browser, "version-network", 9)
     assert {n[0] for n in nodes} >= {"conv1", "pool2", "fc1"}

@@ -167,6 +167,6 @@ tr.removed td { background: #fdeaea; }
 .cards { display: flex; gap: 16px; flex-wrap: wrap; }
 .card { flex: 1 1 420px; min-width: 0; }
 table.grid td { overflow-wrap: anywhere; }
-#filter-name { width: 220px; padding: 6px; }
+.controls > div:has(> #filter-name) { flex: 0 0 auto; }
 pre.caret { background: #f7f7f7; padding: 8px; border-left: 3px solid #d62728; }
 """

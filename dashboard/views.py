@@ -145,7 +145,8 @@ def lineage_page(
             html.Div(
                 [
                     dcc.Input(id="filter-name", placeholder="filter by name or glob",
-                              debounce=True, type="text"),  # fmt: skip
+                              debounce=True, type="text",
+                              style={"width": "220px", "padding": "6px"}),  # fmt: skip
                     dcc.Dropdown(models, id="filter-model", multi=True,
                                  placeholder="models", style={"minWidth": "220px"}),  # fmt: skip
                     dcc.Dropdown(OPS, id="filter-op", multi=True, placeholder="ops",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 
 import dash
 from dash import Input, Output, State, dcc, html, no_update
@@ -73,13 +73,17 @@ def _safe(render: Any) -> Any:
 
 
 def route(
-    source: RepoSource, pathname: str | None, search: str | None, layout: str = "preset"
+    source: RepoSource,
+    pathname: str | None,
+    search: str | None,
+    layout: str = "preset",
+    expanded: list[str] | None = None,
 ) -> Any:
-    """The page for a URL."""
-    path = (pathname or "/").rstrip("/") or "/"
+    """The page for a URL (``expanded``: the lineage's opened chains)."""
+    path = unquote(pathname or "/").rstrip("/") or "/"
     args = parse_qs((search or "").lstrip("?"))
     if path in ("/", "/lineage"):
-        return lineage(source, layout)
+        return lineage(source, layout, expanded or [])
     if path.startswith("/version/"):
         return version(source, path.removeprefix("/version/"))
     if path == "/compare":
@@ -91,7 +95,7 @@ def route(
                     className="error", id="error-page")  # fmt: skip
 
 
-def lineage(source: RepoSource, layout: str = "preset") -> Any:
+def lineage(source: RepoSource, layout: str = "preset", expanded: list[str] | None = None) -> Any:
     """The lineage page (or the empty-repository page)."""
 
     def read(repo: Any) -> Any:
@@ -100,7 +104,8 @@ def lineage(source: RepoSource, layout: str = "preset") -> Any:
     info, rows = source.read(read)
     if not rows:
         return views.empty_page(info)
-    return views.lineage_page(info, rows, draw(rows, elements.Filters(), (), layout), layout)
+    drawn = draw(rows, elements.Filters(), expanded or [], layout)
+    return views.lineage_page(info, rows, drawn, layout)
 
 
 def draw(
@@ -172,9 +177,10 @@ def run_query(source: RepoSource, q: str, *, commit: bool) -> Any:
 def _register(app: dash.Dash, source: RepoSource, layout: str) -> None:
     """The callbacks, each small."""
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"))
-    def _page(pathname: str | None, search: str | None) -> Any:
-        return _safe(lambda: route(source, pathname, search, layout))
+    @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"),
+                  State("expanded", "data"))  # fmt: skip
+    def _page(pathname: str | None, search: str | None, expanded: list[str] | None) -> Any:
+        return _safe(lambda: route(source, pathname, search, layout, expanded))
 
     @app.callback(
         Output("lineage-graph", "elements"),

@@ -83,16 +83,18 @@ def error_page(exc: BaseException) -> html.Div:
     """A readable page for a failure (never a traceback)."""
     code = exc.code if isinstance(exc, ProvDBError) else "internal"
     message = exc.message if isinstance(exc, ProvDBError) else f"{type(exc).__name__}: {exc}"
+    no_repo = "not a dlv repository" in message
     hints = {
         "not_found": "Start the dashboard inside a repository or give --repo PATH "
-        "(create one with `dlv init`).",
+        "(create one with `dlv init`)." if no_repo else "Check the id or name: the lineage "
+        "lists every version.",
         "unavailable": "The repository's graph cannot be reached. Start Neo4j (or check the "
         "URI in .dlv/config.json), then reload this page.",
         "locked": "Another process holds the embedded graph; reload in a moment.",
         "corrupt": "The repository's files cannot be read.",
     }
     title = {
-        "not_found": "Not found",
+        "not_found": "No repository here" if no_repo else "Not found",
         "unavailable": "Graph unreachable",
         "locked": "Repository busy",
         "corrupt": "Repository unreadable",

@@ -5,10 +5,12 @@ Screenshots of each view land in tests/artifacts/dashboard/ (git ignores it).
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from conftest import ARTIFACTS, write_config
@@ -103,6 +105,24 @@ def test_lineage_shows_every_version_and_edge(browser: Any, url: str, built: Any
     shot(browser, "lineage-expanded")
 
 
+def test_hover_shows_a_summary(browser: Any, url: str, built: Any) -> None:
+    visit(browser, f"{url}/lineage")
+    graph(browser, "lineage-graph", 5)
+    vid = built.ids["digits-cnn-ft"]
+    browser.driver.execute_script(
+        "window.__cy.getElementById(arguments[0]).emit('mouseover');", vid)  # fmt: skip
+    browser.wait_for_contains_text("#hover-summary", f"digits-cnn-ft {vid[:12]}")
+    assert "finetune of " + built.ids["digits-cnn"][:12] in browser.find_element(
+        "#hover-summary").text  # fmt: skip
+
+
+def test_unknown_version_is_a_page_not_a_traceback(browser: Any, url: str) -> None:
+    visit(browser, f"{url}/version/no-such-version")
+    page = browser.wait_for_element("#error-page")
+    assert "Not found" in page.text
+    assert "no-such-version" in page.text
+
+
 def test_lineage_filter_by_name(browser: Any, url: str, built: Any) -> None:
     visit(browser, f"{url}/lineage")
     graph(browser, "lineage-graph", 5)
@@ -177,6 +197,25 @@ def test_dql_console_dry_runs_a_construct_first(browser: Any, url: str, built: A
     assert len(Repository.open(built.root, read_only=True).list_versions()) == before
 
 
+def test_dql_console_commits_after_the_dry_run(
+    browser: Any, serve: Any, built: Any, tmp_path: Path
+) -> None:
+    from repo_builder import Q3
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built.root, copy)  # this test writes: not on the shared repository
+    before = {r.id for r in Repository.open(copy, read_only=True).list_versions()}
+    visit(browser, serve(str(copy)) + "/query?" + urlencode({"q": Q3}))
+    browser.wait_for_element("#dql-commit").click()
+    browser.wait_for_contains_text("#dql-summary", "construct: 1 rows")
+    assert "dry run" not in browser.find_element("#dql-summary").text
+    link = browser.find_elements("#dql-table a[href^='/version/']")[-1]  # the created table
+    after = {r.id for r in Repository.open(copy, read_only=True).list_versions()}
+    new = after - before
+    assert len(new) == 1
+    assert link.get_attribute("href").endswith(f"/version/{new.pop()}")
+
+
 def test_malformed_query_shows_the_caret(browser: Any, url: str) -> None:
     visit(browser, f"{url}/query?q=select+m+where+m.name+%3D")
     error = browser.wait_for_element("#dql-error")
@@ -195,7 +234,8 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize(
     ("case", "expect"),
-    [("missing", "Not found"), ("empty", "No versions yet"), ("neo4j", "Graph unreachable")],
+    [("missing", "No repository here"), ("empty", "No versions yet"),
+     ("neo4j", "Graph unreachable")],  # fmt: skip
 )
 def test_error_pages(browser: Any, serve: Any, tmp_path: Path, case: str, expect: str) -> None:
     root = tmp_path / "repo"

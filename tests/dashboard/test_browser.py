@@ -206,9 +206,10 @@ def test_dql_console_commits_after_the_dry_run(
     shutil.copytree(built.root, copy)  # this test writes: not on the shared repository
     before = {r.id for r in Repository.open(copy, read_only=True).list_versions()}
     visit(browser, serve(str(copy)) + "/query?" + urlencode({"q": Q3}))
-    browser.wait_for_element("#dql-commit").click()
-    browser.wait_for_contains_text("#dql-summary", "construct: 1 rows")
-    assert "dry run" not in browser.find_element("#dql-summary").text
+    browser.wait_for_contains_text("#dql-summary", "dry run: nothing committed")
+    browser.find_element("#dql-commit").click()
+    browser.wait_for_text_to_equal("#dql-summary", "construct: 1 rows")  # committed now
+    assert "created" in browser.find_element("#dql-table").text
     link = browser.find_elements("#dql-table a[href^='/version/']")[-1]  # the created table
     after = {r.id for r in Repository.open(copy, read_only=True).list_versions()}
     new = after - before

@@ -167,6 +167,7 @@ tr.removed td { background: #fdeaea; }
 .cards { display: flex; gap: 16px; flex-wrap: wrap; }
 .card { flex: 1 1 420px; min-width: 0; }
 table.grid td { overflow-wrap: anywhere; }
+table.grid td:first-child, table.grid th { white-space: nowrap; overflow-wrap: normal; }
 .controls > div:has(> #filter-name) { flex: 0 0 auto; }
 pre.caret { background: #f7f7f7; padding: 8px; border-left: 3px solid #d62728; }
 """

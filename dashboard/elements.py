@@ -84,7 +84,8 @@ def lineage(
     order = [r.id for r in kept]
     pairs = [(a, b) for a, b, _ in edges]
     open_ = set(expanded)
-    chains = [c for c in collapse_chains(order, pairs) if c.id not in open_]
+    model = {r.id: r.name for r in kept}
+    chains = [c for c in collapse_chains(order, pairs, group=model) if c.id not in open_]
     hidden = {m: c for c in chains for m in c.members}
     by_id = {r.id: r for r in kept}
 

@@ -14,7 +14,7 @@ version) can be collapsed first with :func:`collapse_chains`.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -104,11 +104,15 @@ class Chain:
 
 
 def collapse_chains(
-    nodes: Sequence[str], edges: Sequence[tuple[str, str]], min_length: int = 4
+    nodes: Sequence[str],
+    edges: Sequence[tuple[str, str]],
+    min_length: int = 4,
+    group: Mapping[str, str] | None = None,
 ) -> list[Chain]:
     """Linear runs of at least ``min_length`` versions (each the only child of the one
-    before and the only parent of the one after). The head and tail stay visible; the
-    interior becomes a :class:`Chain` (so at least ``min_length - 2`` versions are hidden)."""
+    before and the only parent of the one after, and in the same ``group``, e.g. model, when
+    given). The head and tail stay visible; the interior becomes a :class:`Chain` (so at
+    least ``min_length - 2`` versions are hidden)."""
     out_deg: dict[str, int] = dict.fromkeys(nodes, 0)
     in_deg: dict[str, int] = dict.fromkeys(nodes, 0)
     child: dict[str, str] = {}
@@ -121,7 +125,9 @@ def collapse_chains(
 
     def link(a: str) -> bool:
         """Whether the edge from ``a`` to its child is a chain link."""
-        return out_deg[a] == 1 and in_deg[child[a]] == 1
+        if out_deg[a] != 1 or in_deg[child[a]] != 1:
+            return False
+        return group is None or group.get(a) == group.get(child[a])
 
     result = []
     for start in nodes:

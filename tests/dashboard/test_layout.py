@@ -55,6 +55,9 @@ def test_chains_keep_head_and_tail() -> None:
     (chain,) = collapse_chains(nodes, edges)
     assert (chain.head, chain.tail, chain.members) == ("a", "e", ("b", "c", "d"))
     assert collapse_chains(nodes, edges, min_length=6) == []
+    # a chain never spans two models: "c" starts another model, so a-b and c-d-e are too short
+    group = {"r": "m", "a": "m", "b": "m", "c": "n", "d": "n", "e": "n", "x": "m"}
+    assert collapse_chains(nodes, edges, group=group) == []
 
 
 def test_lineage_collapses_and_expands_a_chain() -> None:

@@ -148,6 +148,15 @@ def load_time(
     return float("nan"), float("nan")
 
 
+def page_time(driver: Any, url: str) -> float:
+    """Wall seconds to a page without a graph (the DQL console): Dash's own floor."""
+    driver.get("about:blank")
+    start = time.perf_counter()
+    driver.get(f"{url}/query")
+    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.ID, "dql-text"))
+    return time.perf_counter() - start
+
+
 def warm_up(driver: Any, url: str) -> None:
     """Load the console page once so every bundle is in the browser's cache (each app is
     served on its own port, so its own origin)."""
@@ -215,6 +224,10 @@ def main() -> None:
             server_ms[n] = 1000 * (time.perf_counter() - t)
             nodes = sum("source" not in e["data"] for e in graph.elements)
             drawn_nodes[n] = nodes
+            if n == sizes[0]:
+                with served(create_app(source=Synthetic(rows))) as url:
+                    warm_up(driver, url)
+                    floor = statistics.median(page_time(driver, url) for _ in range(args.repeat))
             for layout in ("preset", "breadthfirst", "dagre"):
                 app = create_app(source=Synthetic(rows), layout=layout)
                 # the browser layouts of the largest graph take minutes: load them once
@@ -273,6 +286,9 @@ def main() -> None:
             f" | {med(results[(n, 'breadthfirst')])} | {med(results[(n, 'dagre')])} |"
         )
     lines += [
+        "",
+        f"Floor: the DQL console page (no graph, same bundles) takes **{floor:.2f} s** wall "
+        "to appear on this machine; every lineage time above includes it.",
         "",
         f"Compare view, two 50-layer versions (2 layers inserted, every weight changed): "
         f"**{med(compare)}** (wall s / CPU s) to the network diff drawn (median of "

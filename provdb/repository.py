@@ -39,6 +39,7 @@ from provdb.results import (
     GCResult,
     Lineage,
     Parent,
+    PlaneBytes,
     ReplanResult,
     RepoInfo,
     SnapshotCost,
@@ -65,9 +66,11 @@ ARCHIVE_DIR = "archive"
 class Repository:
     """A model repository rooted at ``root`` (the folder that holds ``.dlv/``)."""
 
-    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+    def __init__(self, root: Path, config: dict[str, Any], *, read_only: bool = False) -> None:
         self.root = root
         self.config = config
+        #: Open the embedded graph read-only (a viewer beside a training job); writes fail.
+        self.read_only = read_only
         self._graph: GraphStore | None = None
         self._archive: Archive | None = None
 
@@ -110,13 +113,16 @@ class Repository:
         return repo
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None) -> Repository:
-        """Open the repository at ``path`` or the nearest one above it (default: cwd)."""
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, read_only: bool = False
+    ) -> Repository:
+        """Open the repository at ``path`` or the nearest one above it (default: cwd);
+        ``read_only`` never takes the embedded graph's write lock (writes then fail)."""
         start = Path(path or os.environ.get("DLV_REPO") or ".").resolve()
         for folder in (start, *start.parents):
             config_path = folder / DLV_DIR / CONFIG_FILE
             if config_path.is_file():
-                return cls(folder, _read_config(config_path))
+                return cls(folder, _read_config(config_path), read_only=read_only)
             if (folder / DLV_DIR).is_dir():
                 raise CorruptData(f"corrupt repository at {folder}: {config_path} is missing")
         raise NotFound(
@@ -161,7 +167,7 @@ class Repository:
     def graph(self) -> GraphStore:
         """The provenance graph (opened on first use)."""
         if self._graph is None:
-            self._graph = open_store(self.graph_uri)
+            self._graph = open_store(self.graph_uri, read_only=self.read_only)
             if self.backend == "neo4j" and (self.dlv_dir / CONFIG_FILE).exists():
                 self._claim_graph(new=False)
         return self._graph
@@ -288,6 +294,13 @@ class Repository:
         from provdb import compare
 
         return compare.describe(self, ref)
+
+    def snapshot_planes(self, snapshot_id: str) -> list[PlaneBytes]:
+        """Raw and stored bytes per byte plane of one snapshot's own tensors (``dlv desc``
+        lists snapshot ids)."""
+        with storage_errors(f"snapshot {snapshot_id}"):
+            planes = self.archive.snapshot_planes(snapshot_id)
+        return [PlaneBytes(p, raw, stored) for p, (raw, stored) in enumerate(planes)]
 
     def diff(self, refs: list[str], only_differences: bool = False) -> Diff:
         """Versions compared against the first: layers, edges, hyper-parameters, final

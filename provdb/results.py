@@ -218,6 +218,16 @@ class SnapshotRow(Result):
 
 
 @dataclass(frozen=True)
+class PlaneBytes(Result):
+    """One byte plane of a snapshot (plane 0: the most significant byte): its tensors' raw
+    bytes and the stored bytes of their own chunks."""
+
+    plane: int
+    raw: int
+    stored: int
+
+
+@dataclass(frozen=True)
 class Description(Result):
     """Everything about one version (``dlv desc``). ``network_inferred``: the network was
     guessed from a weights file's tensor names and shapes; ``run``: the run that generated

@@ -1251,6 +1251,25 @@ class Archive:
             ctx = _Ctx(txn, snapshot_id)
             return self._snapshot_sizes(ctx, self._manifest(ctx, snapshot_id))
 
+    def snapshot_planes(self, snapshot_id: str) -> list[tuple[int, int]]:
+        """``(raw, stored)`` bytes of a snapshot's own tensors per byte plane, plane 0 the most
+        significant (a tensor's raw bytes split evenly over its planes; stored: its chunks)."""
+        out: list[list[int]] = []
+        with self.store.begin() as txn:
+            ctx = _Ctx(txn, snapshot_id)
+            digests = set(self._manifest(ctx, snapshot_id).tensors.values())
+            for digest in digests:
+                record = self._maybe_record(ctx, digest)
+                if record is None or not record.plane_stored:
+                    continue
+                share = record.raw // len(record.plane_stored)
+                for p, stored in enumerate(record.plane_stored):
+                    while len(out) <= p:
+                        out.append([0, 0])
+                    out[p][0] += share
+                    out[p][1] += stored
+        return [(raw, stored) for raw, stored in out]
+
     def verify(self) -> VerifyReport:
         """Check every chunk (CRC and digest), every tensor (decoded CRC) and that every
         manifest's tensors exist. Never raises for corruption; lists it in ``errors``."""

@@ -23,6 +23,7 @@ NEO4J_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Layer", ("type", "mode")),
     ("Hyperparameter", ("name", "num")),
     ("Metric", ("name", "last")),
+    ("Tensor", ("digest",)),  # reuse queries: bit-identical tensors of other versions
 )
 
 
@@ -44,6 +45,14 @@ class Dialect:
         if self.name == "ladybug" and column_type != "STRING":
             return f"CAST({expr} AS {column_type})"
         return expr
+
+    def node_label(self, var: str) -> str:
+        """An expression for the (single) label of node ``var``."""
+        return f"labels({var})[0]" if self.name == "neo4j" else f"label({var})"
+
+    def rel_type(self, var: str) -> str:
+        """An expression for the type of relationship ``var``."""
+        return f"type({var})" if self.name == "neo4j" else f"label({var})"
 
     def depth(self, depth: int | None) -> int:
         """Clamp a requested traversal depth (``None`` = as deep as allowed) to the dialect's."""

@@ -421,14 +421,41 @@ def _provenance_types(
 
 
 def _stabilize(cls: dict[Occ, int], out: dict[Occ, list[tuple[str, Occ]]]) -> dict[Occ, int]:
-    """Refine until each member of a class has the same set of (edge kind, successor class):
-    then a path through classes lifts to a real path from any member."""
+    """The coarsest refinement of ``cls`` in which all members of a class have the same set of
+    (edge kind, successor class): then a path through classes lifts to a real path from any
+    member. Segments are acyclic (edges point to what a vertex came from), so one pass from
+    the vertices without successors decides every class; a cyclic input is refined by
+    iterating to the fixpoint instead."""
+    sig: dict[Occ, int] = {}
+    ids: dict[tuple[int, frozenset[tuple[str, int]]], int] = {}
+    visiting: set[Occ] = set()
+
+    def visit(o: Occ) -> int:
+        if o not in sig:
+            if o in visiting:
+                raise _Cycle
+            visiting.add(o)
+            key = (cls[o], frozenset((kind, visit(d)) for kind, d in out.get(o, ())))
+            sig[o] = ids.setdefault(key, len(ids))
+            visiting.discard(o)
+        return sig[o]
+
+    try:
+        for o in cls:
+            visit(o)
+        return _number(sig)
+    except (_Cycle, RecursionError):
+        pass
     while True:
-        sig = {o: (c, frozenset((kd, cls[d]) for kd, d in out.get(o, ()))) for o, c in cls.items()}
-        refined = _number(sig)
+        step = {o: (c, frozenset((kd, cls[d]) for kd, d in out.get(o, ()))) for o, c in cls.items()}
+        refined = _number(step)
         if len(set(refined.values())) == len(set(cls.values())):
             return refined
         cls = refined
+
+
+class _Cycle(Exception):
+    """A segment with a cycle (not produced by dlv, possible in a hand-written graph)."""
 
 
 def _number(keys: dict[Occ, Any]) -> dict[Occ, int]:

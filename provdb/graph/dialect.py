@@ -54,6 +54,16 @@ class Dialect:
         """An expression for the type of relationship ``var``."""
         return f"type({var})" if self.name == "neo4j" else f"label({var})"
 
+    def reach(self, rels: str, depth: int) -> str:
+        """A pattern reaching every node 1 to ``depth`` hops along ``rels``, for a query that
+        keeps only DISTINCT ends. Neo4j prunes such a variable-length expand to a BFS;
+        LadybugDB would enumerate every walk (exponential where two routes join, as
+        ``DERIVED_FROM`` and ``WAS_GENERATED_BY``·``USED`` do each generation), so it asks for
+        one shortest path per end instead."""
+        if self.name == "neo4j":
+            return f"-[:{rels}*1..{depth}]->"
+        return f"-[:{rels}* SHORTEST 1..{depth}]->"
+
     def depth(self, depth: int | None) -> int:
         """Clamp a requested traversal depth (``None`` = as deep as allowed) to the dialect's."""
         if depth is None:

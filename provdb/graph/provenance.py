@@ -142,15 +142,15 @@ class ProvenanceReads:
 
     def ancestry(self, destinations: Sequence[str], rels: Iterable[str]) -> RawGraph:
         """Every vertex the destination versions derive from over ``rels`` (a subset of
-        :data:`DERIVATION_RELS`, up to the dialect's depth) and the edges leaving them — one
-        statement; the destinations themselves are included."""
-        graph = RawGraph()
+        :data:`DERIVATION_RELS`, up to the dialect's depth) and the edges leaving them and the
+        destinations — one statement for the traversal, one for the destinations' own edges."""
         kinds = _rels(rels)
         if not kinds or not destinations:
-            return graph
-        depth = self.dialect.depth(None)
+            return RawGraph()
+        graph = self.incident([("ModelVersion", d) for d in destinations], kinds.split("|"), ())
+        reach = self.dialect.reach(kinds, self.dialect.depth(None))
         rows = self.run_read(
-            f"UNWIND $ids AS i MATCH (:ModelVersion {{id: i}})-[:{kinds}*0..{depth}]->(a) "
+            f"MATCH (d:ModelVersion) WHERE d.id IN $ids MATCH (d){reach}(a) "
             f"WITH DISTINCT a MATCH (a)-[r:{kinds}]->(b)" + _edge_return(self.dialect, kinds),
             {"ids": list(destinations)},
         )
@@ -167,7 +167,7 @@ class ProvenanceReads:
             key_prop = NODES[label][0]
             cols = ", ".join(f"a.`{p}` AS `a.{p}`" for p in VERTEX_PROPS if p in NODES[label][1])
             rows = self.run_read(
-                f"UNWIND $keys AS k MATCH (a:{label} {{`{key_prop}`: k}}) RETURN {cols}",
+                f"MATCH (a:{label}) WHERE a.`{key_prop}` IN $keys RETURN {cols}",
                 {"keys": keys},
             )
             for row in rows:
@@ -189,7 +189,7 @@ class ProvenanceReads:
             by_label.setdefault(label, []).append(key)
         for label, keys in sorted(by_label.items()):
             key_prop = NODES[label][0]
-            anchor = f"UNWIND $keys AS k MATCH (x:{label} {{`{key_prop}`: k}})"
+            anchor = f"MATCH (x:{label}) WHERE x.`{key_prop}` IN $keys"
             for kinds, pattern, ends in (
                 (_rels(out), "(x)-[r:{}]->(b) WITH x AS a, r, b", (label, None)),
                 (_rels(into), "(x)<-[r:{}]-(a) WITH a, r, x AS b", (None, label)),
@@ -211,8 +211,8 @@ class ProvenanceReads:
             if not keys:
                 continue
             rows = self.run_read(
-                f"UNWIND $keys AS k MATCH (o:{label} {{id: k}})-[:HAS_PARAM]->(h:Hyperparameter) "
-                "RETURN o.id AS id, h.name AS name",
+                f"MATCH (o:{label}) WHERE o.id IN $keys "
+                "MATCH (o)-[:HAS_PARAM]->(h:Hyperparameter) RETURN o.id AS id, h.name AS name",
                 {"keys": keys},
             )
             found: dict[str, set[str]] = {}

@@ -36,7 +36,8 @@ def test_reuse_segment_summary_and_prov_on_the_demo(repo: Repository, dlv, tmp_p
     assert [r.id for r in found.reusers] == [frozen]  # the all-layer fine-tune changed every tensor
     (reuser,) = found.reusers
     conv = {t.name for t in repo.graph.tensors_of(found.snapshot) if t.layer.startswith("conv")}
-    assert conv and {t.tensor for t in reuser.tensors} == conv
+    assert conv
+    assert {t.tensor for t in reuser.tensors} == conv
     weights = repo.weights(base)
     assert reuser.shared_bytes == sum(weights[n].nbytes for n in conv)
     assert 0 < reuser.shared_bytes < found.total_bytes == sum(w.nbytes for w in weights.values())
@@ -57,10 +58,23 @@ def test_reuse_segment_summary_and_prov_on_the_demo(repo: Repository, dlv, tmp_p
     out = dlv("--repo", root, "segment", "--from", base[:8], "--to", frozen[:8], "--json").output
     assert json.loads(out) == json.loads(json.dumps(seg.to_dict()))
     text = dlv("--repo", root, "segment", "--from", base, "--to", frozen, "--exclude", "agent")
-    assert "digits-cnn-frozen" in text.output and "agent" not in text.output
+    assert "digits-cnn-frozen" in text.output
+    assert "agent" not in text.output
     summary = json.loads(
-        dlv("--repo", root, "summarize", "--from", base, "--to", ft, "--from", base, "--to",
-            frozen, "--json").output  # fmt: skip
+        dlv(
+            "--repo",
+            root,
+            "summarize",
+            "--from",
+            base,
+            "--to",
+            ft,
+            "--from",
+            base,
+            "--to",
+            frozen,
+            "--json",
+        ).output  # fmt: skip
     )
     runs = sorted(n["frequency"] for n in summary["nodes"] if n["kind"] == "run")
     assert runs == [2]  # the two fine-tunes are one workflow (same op and parameter names)
@@ -78,6 +92,8 @@ def test_reuse_segment_summary_and_prov_on_the_demo(repo: Repository, dlv, tmp_p
     derivations = [r for r in doc.get_records() if type(r).__name__ == "ProvDerivation"]
     assert len(derivations) == 1
     provn = dlv("--repo", root, "prov", frozen, "--format", "provn").output
-    assert provn.startswith("document") and "wasAssociatedWith(" in provn
+    assert provn.startswith("document")
+    assert "wasAssociatedWith(" in provn
     bad = dlv("--repo", root, "segment", "--from", base, "--to", frozen, "--exclude", "x", ok=False)
-    assert bad.exit_code == 1 and bad.output.count("\n") == 1
+    assert bad.exit_code == 1
+    assert bad.output.count("\n") == 1

@@ -10,6 +10,18 @@ import provdb
 from provdb.models import learner, zoo
 from provdb.repository import Repository
 
+#: The keys of the provenance commands' --json outputs (scripts and the dashboard read them).
+PINS = {
+    "segment": ["boundary", "destinations", "edges", "sources", "vertices"],
+    "segment.vertices": ["id", "kind", "name", "op", "params", "props", "ref", "role"],
+    "segment.edges": ["dst", "kind", "op", "src"],
+    "summarize": ["aggregation", "algorithm", "edges", "k", "nodes", "segments"],
+    "summarize.nodes": ["frequency", "id", "kind", "label", "members", "segments"],
+    "summarize.edges": ["dst", "frequency", "kind", "src"],
+    "uses": ["name", "reusers", "snapshot", "total_bytes", "version"],
+    "uses.reusers": ["created_at", "id", "name", "shared_bytes", "snapshot", "tensors"],
+}
+
 
 def _train(repo: Repository, name: str, config: learner.TrainConfig, parent: str | None = None):
     net = zoo.digits_cnn(channels=(4, 8))
@@ -78,10 +90,22 @@ def test_reuse_segment_summary_and_prov_on_the_demo(repo: Repository, dlv, tmp_p
     )
     runs = sorted(n["frequency"] for n in summary["nodes"] if n["kind"] == "run")
     assert runs == [2]  # the two fine-tunes are one workflow (same op and parameter names)
+    select = 'select m1 where m1.name like "digits-cnn-%"'
+    by_query = json.loads(dlv("--repo", root, "summarize", "--select", select, "--json").output)
+    assert by_query["nodes"] == summary["nodes"]  # the same two segments, found by DQL
+    assert sorted(summary) == PINS["summarize"]
+    assert sorted(summary["nodes"][0]) == PINS["summarize.nodes"]
+    assert sorted(summary["edges"][0]) == PINS["summarize.edges"]
+    seg_json = json.loads(out)
+    assert sorted(seg_json) == PINS["segment"]
+    assert sorted(seg_json["vertices"][0]) == PINS["segment.vertices"]
+    assert sorted(seg_json["edges"][0]) == PINS["segment.edges"]
     assert "×2" in dlv("--repo", root, "summarize", "--from", base, "--to", ft, "--from", base,
                        "--to", frozen).output  # fmt: skip
     assert "digits-cnn-frozen" in dlv("--repo", root, "uses", "digits-cnn").output
     uses = json.loads(dlv("--repo", root, "uses", "digits-cnn", "--json").output)
+    assert sorted(uses) == PINS["uses"]
+    assert sorted(uses["reusers"][0]) == PINS["uses.reusers"]
     assert uses["reusers"][0]["shared_bytes"] == reuser.shared_bytes
 
     from prov.model import ProvDocument

@@ -53,8 +53,8 @@ EDGE_KINDS = {rel.lower(): rel for rel in PROV_RELS}
 #: Properties a vertex exclusion (``KEY=VALUE``) may test.
 EXCLUDABLE_PROPS = ("id", "name", "uri", "path", "command", "status", "digest", "author")
 #: Properties a summary may aggregate vertices by.
-AGGREGATABLE = ("kind", "op", "params", "name", "status", "uri", "path", "command")
-DEFAULT_AGGREGATION = ("kind", "op", "params")
+AGGREGATABLE = ("kind", "role", "op", "params", "name", "status", "uri", "path", "command")
+DEFAULT_AGGREGATION = ("kind", "role", "op", "params")
 #: Most hops of context a segment may add.
 MAX_HOPS = 5
 
@@ -398,6 +398,8 @@ def _aggregate(v: SegmentVertex, agg: tuple[str, ...]) -> tuple[Any, ...]:
             continue
         if a == "op":
             values.append(v.op)
+        elif a == "role":
+            values.append(v.role)
         elif a == "params":
             values.append(v.params)
         else:

@@ -122,17 +122,22 @@ def render_summary(summary: Summary) -> None:
         f"k={summary.k})[/dim]"
     )
 
-    def grow(tree: Tree, node: int, path: tuple[int, ...]) -> None:
+    shown: set[int] = set()
+
+    def grow(tree: Tree, node: int) -> None:
         for kind, dst, freq in sorted(out.get(node, ())):
             label = f"[dim]{kind.lower()} ×{freq} →[/dim] {_node_label(summary.node(dst))}"
-            if dst in path:
-                tree.add(label + " ↺")
+            if dst in shown:
+                tree.add(label + " ↑")  # drawn above already
             else:
-                grow(tree.add(label), dst, (*path, dst))
+                shown.add(dst)
+                grow(tree.add(label), dst)
 
-    for sink in summary.sinks():
+    sinks = sorted(summary.sinks(), key=lambda n: (n.label.get("role") != "destination", n.id))
+    for sink in sinks:
+        shown.add(sink.id)
         tree = Tree(_node_label(sink))
-        grow(tree, sink.id, (sink.id,))
+        grow(tree, sink.id)
         console.print(tree)
 
 
@@ -141,9 +146,9 @@ def render_summary(summary: Summary) -> None:
 @click.option("--to", "destinations", multiple=True, help="A destination version.")
 @click.option("--select", "select", default=None, help="A DQL select: each version it returns, "
               "back to its roots, is one segment.")  # fmt: skip
-@click.option("--by", "aggregation", default="kind,op,params", show_default=True,
-              help="Properties that make vertices equivalent (kind, op, params, name, status, "
-              "uri, path, command).")  # fmt: skip
+@click.option("--by", "aggregation", default="kind,role,op,params", show_default=True,
+              help="Properties that make vertices equivalent (kind, role, op, params, name, "
+              "status, uri, path, command).")  # fmt: skip
 @click.option("-k", "k", type=int, default=1, show_default=True,
               help="Steps of provenance that must match too.")  # fmt: skip
 @click.option("--exclude", multiple=True, help="As for dlv segment.")

@@ -156,7 +156,7 @@ def test_three_identical_workflows_summarize_to_one_path(store: GraphStore) -> N
     assert {n.frequency for n in s.nodes} == {3}
     assert {e.frequency for e in s.edges} == {3}
     (sink,) = s.sinks()
-    assert sink.label == {"kind": "version", "op": "finetune", "params": []}
+    assert sink.label == {"kind": "version", "role": "destination", "op": "finetune", "params": []}
     path = [e for e in s.edges if e.kind in ("WAS_GENERATED_BY", "USED")]
     assert {(s.node(e.src).kind, e.kind, s.node(e.dst).kind) for e in path} >= {
         ("version", "WAS_GENERATED_BY", "run"), ("run", "USED", "version")}  # fmt: skip
@@ -176,7 +176,7 @@ def test_different_workflows_keep_the_difference(store: GraphStore) -> None:
     assert fts == [1, 3]  # the destinations differ by their provenance type (k=1)
     _assert_paths_are_real(s, segs)
     # without hyper-parameter names in the aggregation the workflows merge again
-    merged = provenance.summarize(segs, ("kind", "op"))
+    merged = provenance.summarize(segs, ("kind", "role", "op"))
     assert sorted(n.frequency for n in merged.nodes if n.kind == "run") == [4]
 
 

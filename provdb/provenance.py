@@ -188,8 +188,8 @@ def segment(
     dst = [("ModelVersion", d) for d in dict.fromkeys(destinations)]
     with graph.session():
         ancestry = graph.ancestry([d for _, d in dst], boundary.rels(DERIVATION_RELS))
-        known = graph.vertices(set(src) | set(dst))
-        ancestry.vertices.update({r: p for r, p in known.items() if r not in ancestry.vertices})
+        missing = [r for r in dict.fromkeys(src + dst) if r not in ancestry.vertices]
+        ancestry.vertices.update(graph.vertices(missing) if missing else {})
         core = _paths(ancestry, src, dst, boundary)
         roles: dict[Ref, str] = {r: "path" for r in core}
         roles.update({r: "source" for r in src if r in core})
@@ -247,20 +247,23 @@ def _add_context(
     runs = [r for r in roles if r[0] == "Run"]
     versions = [r for r in roles if r[0] == "ModelVersion"]
     derived = [v for v in versions if v not in sources]
-    steps = [
-        # inputs, agents and outputs of every derivation step (run) inside the segment
-        graph.incident(
-            runs, b.rels(("USED", "HAS_FILE", "WAS_ASSOCIATED_WITH")), b.rels(("WAS_GENERATED_BY",))
-        ),
-        # the snapshots and files of every version
-        graph.incident(versions, b.rels(("HAS_FILE",)), b.rels(("SNAPSHOT_OF",))),
-        # the other parents of every version derived inside the segment (not the sources')
-        graph.incident(derived, b.rels(("DERIVED_FROM",)), ()),
-    ]
-    for ring in steps:
-        new = {r for r, p in ring.vertices.items() if r not in roles and b.keeps(r, p)}
-        _take(found, ring, set(roles) | new)
-        roles.update({r: "context" for r in new})
+    ring = graph.incident_many(
+        [
+            # inputs, agents and outputs of every derivation step (run) inside the segment
+            (
+                runs,
+                b.rels(("USED", "HAS_FILE", "WAS_ASSOCIATED_WITH")),
+                b.rels(("WAS_GENERATED_BY",)),
+            ),
+            # the snapshots and files of every version
+            (versions, b.rels(("HAS_FILE",)), b.rels(("SNAPSHOT_OF",))),
+            # the other parents of every version derived inside the segment (not the sources')
+            (derived, b.rels(("DERIVED_FROM",)), ()),
+        ]
+    )
+    new = {r for r, p in ring.vertices.items() if r not in roles and b.keeps(r, p)}
+    _take(found, ring, set(roles) | new)
+    roles.update({r: "context" for r in new})
 
 
 def _take(found: RawGraph, ring: RawGraph, allowed: set[Ref]) -> None:

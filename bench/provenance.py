@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import statistics
@@ -126,6 +127,7 @@ def bench_size(store: GraphStore, backend: str, n: int, reps: int) -> dict:
     result = summary()
     assert {n.frequency for n in result.nodes if n.kind == "run"} >= {len(pairs)}, result.nodes
     with store.session():
+        trip_p50, _ = time_it(lambda: store.run_read("RETURN 1"), reps)
         seg_p50, seg_p95 = time_it(lambda: provenance.segment(store, [src], [dst]), reps)
         sum_p50, sum_p95 = time_it(summary, max(3, reps // 4))
     only_p50, _ = time_it(lambda: provenance.summarize(segs), reps)
@@ -133,6 +135,7 @@ def bench_size(store: GraphStore, backend: str, n: int, reps: int) -> dict:
         "backend": backend,
         "versions": n,
         "segment_vertices": len(seg.vertices),
+        "round_trip_p50": trip_p50,
         "segment_p50": seg_p50,
         "segment_p95": seg_p95,
         "summary_segments": len(pairs),
@@ -163,12 +166,13 @@ def bench_backend(backend: str, sizes: list[int], uri: str | None, reps: int) ->
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| backend | versions | segment vertices | segment p50 / p95 (ms) | "
+        "| backend | versions | `RETURN 1` p50 (ms) | segment vertices | segment p50 / p95 (ms) | "
         "summary of 10 segments p50 / p95 (ms) | PgSum alone p50 (ms) | classes |\n"
-        "|---|---:|---:|---:|---:|---:|---:|\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     return head + "".join(
-        f"| {r['backend']} | {r['versions']:,} | {r['segment_vertices']} | "
+        f"| {r['backend']} | {r['versions']:,} | {r['round_trip_p50']:.1f} | "
+        f"{r['segment_vertices']} | "
         f"{r['segment_p50']:.1f} / {r['segment_p95']:.1f} | "
         f"{r['summary_p50']:.1f} / {r['summary_p95']:.1f} | {r['pgsum_only_p50']:.2f} | "
         f"{r['summary_classes']} |\n"
@@ -192,11 +196,13 @@ def main() -> None:
         else:
             rows += bench_backend(backend, sizes, None, args.reps)
     cmd = "bench/provenance.py " + " ".join(sys.argv[1:])
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     text = (
         "# Provenance benchmark: PgSeg and PgSum\n\n"
         f"`{cmd.strip()}` on {platform.node() or 'this machine'} "
         f"({platform.processor() or platform.machine()}, Python {platform.python_version()}), "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Generated graph: see the docstring of "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average {load} at the end (a shared "
+        f"machine: `RETURN 1` is the bare round trip of that moment). Generated graph: see the docstring of "
         "`bench/provenance.py` (trees of 50 fine-tunes, a run per version with a data set, "
         "an agent, 3 hyper-parameters and 2 snapshots). Segment: a version to the one 20 "
         "generations below it (answer checked: 21 versions and 20 runs on the path). Summary: "

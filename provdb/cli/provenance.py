@@ -23,47 +23,72 @@ _ROLE_STYLE = {
 }
 
 
-def _vertex_label(v: SegmentVertex) -> str:
-    name = esc(v.name or v.id)
-    extra = f" [cyan]{esc(v.op)}[/cyan]" if v.op else ""
-    if v.params:
-        extra += f" [dim]params: {esc(', '.join(v.params))}[/dim]"
-    if v.kind == "run" and v.props.get("status"):
-        extra += f" [dim]{esc(v.props['status'])}[/dim]"
-    style = _ROLE_STYLE.get(v.role, "")
+def _name(v: SegmentVertex) -> str:
+    if v.kind == "snapshot":
+        return f"@{v.props.get('iteration', '?')}"
+    if v.kind == "file":
+        return str(v.props.get("path") or v.id).rsplit("/", 1)[-1]
+    return v.name or v.id
+
+
+def _short(v: SegmentVertex) -> str:
     key = v.id if v.kind == "agent" else v.id[:12]
-    return f"[{style}]{v.kind} {name}[/{style}] [dim]{esc(key)} ({v.role})[/dim]{extra}"
+    style = _ROLE_STYLE.get(v.role, "")
+    return f"[{style}]{v.kind} {esc(_name(v))}[/{style}] [dim]{esc(key)}[/dim]"
+
+
+def _vertex_label(v: SegmentVertex, snapshots: list[str]) -> str:
+    extra = f" [cyan]{esc(v.op)}[/cyan]" if v.op else ""
+    if v.kind == "run":
+        if v.props.get("status"):
+            extra += f" {esc(v.props['status'])}"
+        if v.params:
+            names = ", ".join(v.params[:4]) + (", …" if len(v.params) > 4 else "")
+            extra += f" [dim]{len(v.params)} params ({esc(names)})[/dim]"
+    if snapshots:
+        extra += f" [dim]snapshots {esc(' '.join(snapshots))}[/dim]"
+    return f"{_short(v)} [dim]({v.role})[/dim]{extra}"
 
 
 def render_segment(seg: Segment) -> None:
     """The segment as a tree from each destination back to the sources (a vertex reached a
-    second time is marked ``↑`` and not expanded again), then the context vertices."""
+    second time is marked ``↑`` and not expanded again); snapshots are listed on their
+    version."""
     if seg.empty:
         console.print("no derivation path from the sources to the destinations")
         return
     by_ref = {v.ref: v for v in seg.vertices}
     out: dict[str, list[tuple[str, str, str]]] = {}
+    snaps: dict[str, list[str]] = {}
+    folded: set[str] = set()
     for e in seg.edges:
-        out.setdefault(e.src, []).append((e.kind, e.dst, e.op))
+        if e.kind == "SNAPSHOT_OF":
+            snaps.setdefault(e.dst, []).append(_name(by_ref[e.src]))
+            folded.add(e.src)
+        else:
+            out.setdefault(e.src, []).append((e.kind, e.dst, e.op))
     shown: set[str] = set()
+
+    def label(ref: str) -> str:
+        return _vertex_label(by_ref[ref], sorted(snaps.get(ref, []), key=lambda x: (len(x), x)))
 
     def grow(tree: Tree, ref: str) -> None:
         for kind, dst, op in sorted(out.get(ref, ()), key=lambda x: (x[0], x[1])):
-            label = f"[dim]{kind.lower()}{' ' + esc(op) if op else ''} →[/dim] "
+            edge = f"[dim]{kind.lower()}{' ' + esc(op) if op else ''} →[/dim] "
             if dst in shown:
-                tree.add(label + _vertex_label(by_ref[dst]) + " ↑")
+                tree.add(edge + _short(by_ref[dst]) + " ↑")
                 continue
             shown.add(dst)
-            grow(tree.add(label + _vertex_label(by_ref[dst])), dst)
+            grow(tree.add(edge + label(dst)), dst)
 
-    starts = [v for v in seg.vertices if v.role == "destination"]
     entered = {e.dst for e in seg.edges}
+    starts = [v for v in seg.vertices if v.role == "destination"]
     starts += [v for v in seg.vertices if v.role != "destination" and v.ref not in entered]
     for v in starts:
-        if v.ref in shown:
+        if v.ref in shown or v.ref in folded:  # snapshots: listed on their version
             continue
         shown.add(v.ref)
-        tree = Tree(_vertex_label(v))
+        tree = Tree(label(v.ref))
         grow(tree, v.ref)
         console.print(tree)
     counts: dict[str, int] = {}
@@ -104,40 +129,60 @@ def segment(
     render_segment(seg)
 
 
-def _node_label(n: SummaryNode) -> str:
-    details = [f"{k}={esc(v if not isinstance(v, list) else ','.join(map(str, v)))}"
-               for k, v in n.label.items() if k != "kind" and v not in ("", [], None)]  # fmt: skip
+def _node_label(n: SummaryNode, snapshots: int = 0) -> str:
+    details = []
+    for k, v in n.label.items():
+        if k == "kind" or v in ("", [], None):
+            continue
+        if isinstance(v, list):
+            v = ",".join(map(str, v[:4])) + (f",… ({len(v)})" if len(v) > 4 else "")
+        details.append(f"{k}={esc(v)}")
+    if snapshots:
+        details.append(f"snapshots ×{snapshots}")
     text = f"[bold]{esc(n.kind)}[/bold] ×{n.frequency}"
     return text + (f" [dim]{' '.join(details)}[/dim]" if details else "")
 
 
 def render_summary(summary: Summary) -> None:
-    """The summary as a tree from each sink class back to its inputs, with frequencies."""
+    """The summary as a tree from the destination classes back to their inputs, with
+    frequencies (each class drawn once; snapshot classes counted on their version class)."""
     out: dict[int, list[tuple[str, int, int]]] = {}
+    snaps: dict[int, int] = {}
+    folded = set()
     for e in summary.edges:
-        out.setdefault(e.src, []).append((e.kind, e.dst, e.frequency))
+        if e.kind == "SNAPSHOT_OF":
+            snaps[e.dst] = snaps.get(e.dst, 0) + e.frequency
+            folded.add(e.src)
+        else:
+            out.setdefault(e.src, []).append((e.kind, e.dst, e.frequency))
     console.print(
         f"[dim]{summary.segments} segments → {len(summary.nodes)} classes, "
         f"{len(summary.edges)} edges (aggregation {', '.join(summary.aggregation)}; "
         f"k={summary.k})[/dim]"
     )
-
     shown: set[int] = set()
+
+    def label(node: int) -> str:
+        return _node_label(summary.node(node), snaps.get(node, 0))
 
     def grow(tree: Tree, node: int) -> None:
         for kind, dst, freq in sorted(out.get(node, ())):
-            label = f"[dim]{kind.lower()} ×{freq} →[/dim] {_node_label(summary.node(dst))}"
+            edge = f"[dim]{kind.lower()} ×{freq} →[/dim] "
             if dst in shown:
-                tree.add(label + " ↑")  # drawn above already
+                tree.add(edge + _node_label(summary.node(dst)) + " ↑")  # drawn above already
             else:
                 shown.add(dst)
-                grow(tree.add(label), dst)
+                grow(tree.add(edge + label(dst)), dst)
 
-    sinks = sorted(summary.sinks(), key=lambda n: (n.label.get("role") != "destination", n.id))
-    for sink in sinks:
-        shown.add(sink.id)
-        tree = Tree(_node_label(sink))
-        grow(tree, sink.id)
+    entered = {d for outs in out.values() for _, d, _ in outs}
+    roots = [n for n in summary.nodes if n.id not in entered and n.id not in folded]
+    roots.sort(key=lambda n: (n.label.get("role") != "destination", n.id))
+    for root in roots:
+        if root.id in shown:
+            continue
+        shown.add(root.id)
+        tree = Tree(label(root.id))
+        grow(tree, root.id)
         console.print(tree)
 
 

@@ -33,6 +33,10 @@ class Dialect:
 
     name: str
     max_depth: int
+    #: Whether edges matched from a variable-length pattern's unlabelled ends are cheap: Neo4j
+    #: expands from the bound nodes; LadybugDB scans every relationship table (100–300 ms at
+    #: 10k versions), so it reads them in a second, label-anchored statement.
+    traversal_edges: bool = False
 
     def schema_statements(self) -> list[str]:
         """Idempotent statements that create the provenance schema."""
@@ -97,6 +101,6 @@ def _ladybug_schema() -> list[str]:
     return stmts
 
 
-NEO4J = Dialect("neo4j", max_depth=100)
+NEO4J = Dialect("neo4j", max_depth=100, traversal_edges=True)
 #: LadybugDB's default bound is 30; the store raises it with ``var_length_extend_max_depth``.
 LADYBUG = Dialect("ladybug", max_depth=100)

@@ -150,15 +150,26 @@ class ProvenanceReads:
     def ancestry(self, destinations: Sequence[str], rels: Iterable[str]) -> RawGraph:
         """Every vertex the destination versions derive from over ``rels`` (a subset of
         :data:`DERIVATION_RELS`, up to the dialect's depth) and the edges leaving them and the
-        destinations — two statements: the traversal returns labels and keys only, then the
-        edges are read from label-anchored vertices. (On LadybugDB, matching edges from the
-        traversal's unlabelled ends scans every relationship table: 100–300 ms at 10k
-        versions against a few ms; and its recursive pattern needs the ``WHERE id IN $ids``
-        anchor — from an ``UNWIND``-ed one it searches from every node.)"""
+        destinations. On Neo4j one statement; on LadybugDB two (see
+        :attr:`~provdb.graph.dialect.Dialect.traversal_edges`): the traversal returns labels and
+        keys only, then the edges are read from label-anchored vertices. Its recursive pattern
+        also needs the ``WHERE id IN $ids`` anchor: from an ``UNWIND``-ed one LadybugDB searches
+        from every node (seconds instead of milliseconds)."""
         kinds = _rels(rels)
         if not kinds or not destinations:
             return RawGraph()
         reach = self.dialect.reach(kinds, self.dialect.depth(None))
+        if self.dialect.traversal_edges:  # one statement: the destinations' edges, then the rest
+            own, params = self._parts([("ModelVersion", list(destinations), True, kinds)])
+            traversal = (
+                f"MATCH (d:ModelVersion) WHERE d.id IN $ids MATCH (d){reach}(a) "
+                f"WITH DISTINCT a MATCH (a)-[r:{kinds}]->(b)" + _edge_return(self.dialect, kinds)
+            )
+            graph = RawGraph()
+            graph.merge(
+                self.run_read(f"{own} UNION ALL {traversal}", {**params, "ids": list(destinations)})
+            )
+            return graph
         rows = self.run_read(
             f"MATCH (d:ModelVersion) WHERE d.id IN $ids MATCH (d){reach}(a) "
             f"RETURN DISTINCT {self.dialect.node_label('a')} AS label, a.id AS id",

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from provdb.models.progressive import ProgressiveResult
+    from provdb.prov_export import ProvExport
+    from provdb.provenance import Reuse, Segment, Summary
     from provdb.query import QueryResult
     from storage import Archive, SnapshotInfo
 
@@ -314,6 +316,84 @@ class Repository:
     def lineage(self, ref: str, depth: int | None = None, direction: str = "up") -> Lineage:
         """Ancestors (``up``), descendants (``down``) or both of a version; ``.tree()``."""
         return self.graph.lineage(self.resolve(ref).id, depth=depth, direction=direction)
+
+    # -- provenance: segmentation, summarization, reuse, PROV export (docs/provenance.md) --
+
+    def segment(
+        self,
+        sources: list[str],
+        destinations: list[str],
+        exclude: list[str] | tuple[str, ...] = (),
+        hops: int = 0,
+    ) -> Segment:
+        """PgSeg: the versions, runs, snapshots, data sets, files and agents through which the
+        ``destinations`` derive from the ``sources`` (balanced semantics); ``exclude``: vertex
+        kinds, edge kinds or ``KEY=VALUE``; ``hops``: rings of context to add."""
+        from provdb import provenance
+
+        boundary = provenance.Boundary.parse(exclude, hops)
+        with self.graph.session():
+            src = [self.resolve(r).id for r in sources]
+            dst = [self.resolve(r).id for r in destinations]
+            return provenance.segment(self.graph, src, dst, boundary)
+
+    def roots(self, ref: str) -> list[str]:
+        """The ids of the versions ``ref`` derives from that derive from nothing (itself if
+        it has no parents)."""
+        lin = self.lineage(ref, direction="up")
+        derived = {e.derived for e in lin.edges}
+        return sorted(v for v in lin.versions if v not in derived)
+
+    def summarize(
+        self,
+        pairs: list[tuple[str, str]] | None = None,
+        query: str | None = None,
+        aggregation: tuple[str, ...] | list[str] | None = None,
+        k: int = 1,
+        exclude: list[str] | tuple[str, ...] = (),
+    ) -> Summary:
+        """PgSum over segments given by ``(source, destination)`` pairs, or by a DQL select
+        (each selected version back to its roots); see :func:`provdb.provenance.summarize`."""
+        from provdb import provenance
+
+        jobs = list(pairs or [])
+        if query:
+            result = self.query(query)
+            if result.kind != "select":
+                raise InvalidInput("summarize takes a DQL select, not a " + result.kind)
+            for row in result.rows:
+                jobs += [(root, str(row["id"])) for root in self.roots(str(row["id"]))]
+        if not jobs:
+            raise InvalidInput("nothing to summarize: give --from/--to pairs or a select")
+        segments = [self.segment([a], [b], exclude) for a, b in jobs]
+        agg = tuple(aggregation) if aggregation else provenance.DEFAULT_AGGREGATION
+        return provenance.summarize(segments, agg, k)
+
+    def uses(self, ref: str) -> Reuse:
+        """Every later version whose latest weights reuse tensors of ``ref``'s latest snapshot
+        bit for bit (same content digest), and the bytes each shares."""
+        from provdb import provenance
+
+        with self.graph.session():
+            version = self.resolve(ref)
+            snap = vs.latest_snapshot(self.graph, version.id)
+            own = self.graph.tensors_of(snap.id)
+            rows = self.graph.shared_tensors(snap.id)
+        total = sum(provenance.tensor_bytes(t.shape, t.dtype) for t in own)
+        return provenance.reuse(rows, version.id, version.name, version.created_at, snap.id, total)
+
+    def derivatives(self, ref: str) -> Lineage:
+        """Every version derived from ``ref`` at any depth (the dialect's bound), with the op
+        of each derivation; ``.tree()`` draws them."""
+        return self.lineage(ref, depth=None, direction="down")
+
+    def prov(self, ref: str, fmt: str = "json") -> ProvExport:
+        """``ref``'s provenance back to its roots as W3C PROV (``json``, ``provn``, ``xml``)."""
+        from provdb.prov_export import export
+
+        version = self.resolve(ref)
+        seg = self.segment(self.roots(version.id), [version.id])
+        return export(seg, version.id, fmt)
 
     def query(self, text: str, *, dry_run: bool = False) -> QueryResult:
         """Compile and run one DQL statement (``select``, ``slice``, ``construct``,

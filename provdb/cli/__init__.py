@@ -580,12 +580,15 @@ def _register_query() -> None:
     from provdb.cli.dashboard import dashboard
     from provdb.cli.hub import COMMANDS as HUB_COMMANDS
     from provdb.cli.neo4j import neo4j
+    from provdb.cli.provenance import COMMANDS as PROVENANCE_COMMANDS
     from provdb.cli.query import query
 
     cli.add_command(query)
     cli.add_command(neo4j)
     cli.add_command(dashboard)
     for command in HUB_COMMANDS:
+        cli.add_command(command)
+    for command in PROVENANCE_COMMANDS:
         cli.add_command(command)
 
 

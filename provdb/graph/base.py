@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from provdb.entities import Derivation, Entity, ModelVersion
 from provdb.errors import Conflict, InvalidInput, NotFound
 from provdb.graph.dialect import Dialect
+from provdb.graph.provenance import ProvenanceReads
 from provdb.graph.reads import GraphReads
 from provdb.graph.schema import DERIVATION_OPS, NODES, RELS
 from provdb.results import Lineage
@@ -168,7 +169,7 @@ def _write_rels(
     return Statement(cypher, {"rows": rows}, expect=len(rows))
 
 
-class GraphStore(GraphReads, ABC):
+class GraphStore(GraphReads, ProvenanceReads, ABC):
     """A provenance graph backend.
 
     Subclasses implement the four primitives; everything else is shared. Stores are context

@@ -23,6 +23,7 @@ NEO4J_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Layer", ("type", "mode")),
     ("Hyperparameter", ("name", "num")),
     ("Metric", ("name", "last")),
+    ("Tensor", ("digest",)),  # reuse queries: bit-identical tensors of other versions
 )
 
 
@@ -32,6 +33,10 @@ class Dialect:
 
     name: str
     max_depth: int
+    #: Whether edges matched from a variable-length pattern's unlabelled ends are cheap: Neo4j
+    #: expands from the bound nodes; LadybugDB scans every relationship table (100–300 ms at
+    #: 10k versions), so it reads them in a second, label-anchored statement.
+    traversal_edges: bool = False
 
     def schema_statements(self) -> list[str]:
         """Idempotent statements that create the provenance schema."""
@@ -44,6 +49,24 @@ class Dialect:
         if self.name == "ladybug" and column_type != "STRING":
             return f"CAST({expr} AS {column_type})"
         return expr
+
+    def node_label(self, var: str) -> str:
+        """An expression for the (single) label of node ``var``."""
+        return f"labels({var})[0]" if self.name == "neo4j" else f"label({var})"
+
+    def rel_type(self, var: str) -> str:
+        """An expression for the type of relationship ``var``."""
+        return f"type({var})" if self.name == "neo4j" else f"label({var})"
+
+    def reach(self, rels: str, depth: int) -> str:
+        """A pattern reaching every node 1 to ``depth`` hops along ``rels``, for a query that
+        keeps only DISTINCT ends. Neo4j prunes such a variable-length expand to a BFS;
+        LadybugDB would enumerate every walk (exponential where two routes join, as
+        ``DERIVED_FROM`` and ``WAS_GENERATED_BY``·``USED`` do each generation), so it asks for
+        one shortest path per end instead."""
+        if self.name == "neo4j":
+            return f"-[:{rels}*1..{depth}]->"
+        return f"-[:{rels}* SHORTEST 1..{depth}]->"
 
     def depth(self, depth: int | None) -> int:
         """Clamp a requested traversal depth (``None`` = as deep as allowed) to the dialect's."""
@@ -78,6 +101,6 @@ def _ladybug_schema() -> list[str]:
     return stmts
 
 
-NEO4J = Dialect("neo4j", max_depth=100)
+NEO4J = Dialect("neo4j", max_depth=100, traversal_edges=True)
 #: LadybugDB's default bound is 30; the store raises it with ``var_length_extend_max_depth``.
 LADYBUG = Dialect("ladybug", max_depth=100)

@@ -7,13 +7,13 @@ checkpoint, at :meth:`~ActiveRun.flush`, at commit and at exit, and while loggin
 second). If the block raises, the run is marked ``FAILED`` and everything logged so far is kept.
 
 Metric series are append-only: every ``flush_every`` points, the points logged since the last
-take become one packed ``(:MetricChunk)`` per series (``(:Metric)-[:HAS_CHUNK]->``), and the
-series' summary node (``last``/``min``/``max``, what DQL filters on) is updated, so a write
-costs the same however long the series is. Chunks wait, packed, for the next graph
-transaction of the run; a metric-only transaction happens at most every
-``METRIC_WRITE_INTERVAL`` seconds (each transaction has a fixed cost), and ``log_metric``
-waits for the writer when ``UNWRITTEN_POINTS`` are waiting, so memory stays bounded. The
-committed version's metrics link the run's chunks instead of copying them.
+take become one packed block per series (:mod:`provdb.metrics`), written to the archive under
+the run's ``(:Metric)`` node id, and the node's summary (``last``/``min``/``max``, what DQL
+filters on) is updated in the graph, so a write costs the same however long the series is.
+Taken blocks wait, packed, for the run's next write; a metric-only write happens at most every
+``METRIC_WRITE_INTERVAL`` seconds (its graph transaction has a fixed cost), and ``log_metric``
+waits for the writer when ``UNWRITTEN_POINTS`` are waiting, so memory stays bounded. At commit
+the version gets its own summary nodes and a copy of the run's blocks.
 
 Checkpoints are written in the background: :meth:`ActiveRun.log_checkpoint` copies the weights
 (a detached CPU numpy copy of each tensor) and hands the archive write and its graph transaction
@@ -355,7 +355,7 @@ class ActiveRun:
     # -- writing ------------------------------------------------------------------------------
 
     def _take_buffered(self) -> _Meta:
-        """The parameters, new metric points (a chunk per series) and files logged since the
+        """The parameters, new metric points (a block per series) and files logged since the
         last flush, taken out of the buffers in the caller (so the worker never reads state
         the caller mutates)."""
         params = {k: self._params[k] for k in self._dirty_params}

@@ -234,7 +234,7 @@ def metric_child(points: int, layout: str, folder: Path) -> dict[str, float]:
     CPU time and peak RSS are this workload's."""
     with provdb.Repository.init(folder / "repo") as repo:
         empty_archive = _allocated(repo.archive_path)
-        repo.archive.series([])  # storage loaded before timing: every layout needs it
+        assert repo.archive is not None  # storage loaded before timing: every layout needs it
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     net = NetworkDef(
         (Layer("data", "Input", "", {"shape": [4]}), Layer("fc", "FC", "", {})), (("data", "fc"),)
@@ -371,12 +371,17 @@ def metric_section(points: tuple[int, ...], baseline: str | None, baseline_max: 
         )
 
     load = os.getloadavg()[0]
-    sdk = ""
+    sdk, after = "", {}
     for n in points:
         if baseline and n <= baseline_max:
             sdk += row("before: whole series rewritten per flush", n, _child(n, "sdk", baseline))
-        sdk += row("after: SDK, append-only blocks in the archive", n, _child(n, "sdk"))
-    layouts = "".join(row(lay, n, _child(n, lay)) for n in points for lay in LAYOUTS[1:])
+        after[n] = _child(n, "sdk")
+        sdk += row("after: SDK, append-only blocks in the archive", n, after[n])
+    measured = {(lay, n): _child(n, lay) for n in points for lay in LAYOUTS[1:]}
+    layouts = "".join(row(lay, n, measured[lay, n]) for (lay, n) in measured)
+    top = max(points)
+    verdict = "met" if after[top]["wall"] <= 10 else "**not met**"
+    graph, blocks = measured["graph chunks", top], measured["archive blocks", top]
     return (
         "## Metric series at scale\n\n"
         "One series of N points through `run.log_metric` (flushed every 1,000 points by the "
@@ -390,6 +395,11 @@ def metric_section(points: tuple[int, ...], baseline: str | None, baseline_max: 
         "steadier number). `--metrics-only` regenerates this section alone; the 10,000-point "
         "line of the first section is from the run that wrote that section.\n\n"
         f"{head}{sdk}\n"
+        f"Goal {top:,} points in ≤ 10 s: {after[top]['wall']:.2f} s wall, "
+        f"{after[top]['cpu']:.2f} s CPU — {verdict}. Peak RSS does not grow with the series "
+        "(the growth is the graph's and the archive's buffers): only unwritten points are "
+        "held, packed, at most `UNWRITTEN_POINTS` of them. The archive holds each series "
+        "twice once a version is committed (the run's blocks and the version's copy).\n\n"
         "### The two append-only layouts, measured side by side\n\n"
         "The same buffered loop outside the SDK, synchronous: the points packed into one block "
         "per 1,000 (zlib of int64 step deltas + float64 values), written every "
@@ -399,7 +409,15 @@ def metric_section(points: tuple[int, ...], baseline: str | None, baseline_max: 
         "packed})` nodes (base64) linked from the summary in that transaction, or in the "
         "archive (LMDB, key `p/<metric id>/<seq>`) just before it. The archive's bytes are "
         "what its files grew by (allocated blocks).\n\n"
-        f"{head}{layouts}"
+        f"{head}{layouts}\n"
+        f"At {top:,} points the graph layout took {graph['cpu']:.2f} s CPU and left "
+        f"{graph['graph_mb']:.1f} MB of graph; the archive layout {blocks['cpu']:.2f} s CPU, "
+        f"{blocks['graph_mb']:.1f} MB of graph and {blocks['other_mb']:.1f} MB of archive. "
+        "LadybugDB rewrites a node group's string column at every transaction that appends to "
+        "it (measured alone with these chunks: one transaction of 1,000 chunks left 11 MB, "
+        "ten of 100 left 48 MB), so graph chunks grow "
+        "with transactions × series length, while LMDB appends. The SDK stores blocks in the "
+        "archive.\n"
     )
 
 

@@ -37,7 +37,7 @@ def describe(repo: Repository, ref: str) -> Description:
         version = repo.resolve(ref)
         snaps = graph.snapshots(version.id)
         params = graph.params_of(version.id)
-        metrics = graph.metrics_of(version.id)
+        metrics = repo.metrics_of(version.id)
         files = graph.files_of(version.id)
         lineage = graph.lineage(version.id, depth=1, direction="both")
         run = graph.runs_of([version.id]).get(version.id)
@@ -83,7 +83,7 @@ def diff(repo: Repository, refs: list[str], only_differences: bool = False) -> D
     with repo.graph.session():  # every graph read on one handle
         versions = [repo.resolve(r) for r in refs]
         params = [repo.graph.params_of(v.id) for v in versions]
-        metrics = [repo.graph.metrics_of(v.id) for v in versions]
+        metrics = [repo.metrics_of(v.id) for v in versions]
         weights = [repo.weights(v.id) for v in versions]
     nets = [vs.network_of(v) for v in versions]
     sections = {

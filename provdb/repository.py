@@ -51,6 +51,7 @@ from provdb.results import (
 if TYPE_CHECKING:
     import numpy as np
 
+    from provdb.entities import Metric
     from provdb.models.progressive import ProgressiveResult
     from provdb.prov_export import ProvExport
     from provdb.provenance import Reuse, Segment, Summary
@@ -289,6 +290,15 @@ class Repository:
             snap = vs.latest_snapshot(self.graph, version.id)
         with storage_errors(f"version {version.id[:12]}"):
             return self.archive.read_snapshot(snap.id, planes=planes)
+
+    def metrics_of(self, owner_id: str, label: str = "ModelVersion") -> dict[str, Metric]:
+        """The whole metric series of a version (or a run, ``label="Run"``): the summary and
+        inline points from the graph, the SDK's appended blocks from the archive."""
+        from provdb.metrics import with_blocks
+
+        metrics = self.graph.metrics_of(owner_id, label)
+        with storage_errors(f"metrics of {owner_id[:12]}"):
+            return with_blocks(self.archive, metrics)
 
     def describe(self, ref: str) -> Description:
         """Everything about one version: network, hyper-parameters, metrics, files,

@@ -3,8 +3,17 @@
 A run is a PROV activity: ``(:Run)`` associated with the agent who started it, ``USED`` the
 data sets and the parent version, and generating one model version whose snapshots are the
 checkpoints it logs. Parameters and metrics are buffered and written in batches (at every
-checkpoint, every ``flush_every`` metric points, at commit and at exit). If the block raises,
-the run is marked ``FAILED`` and everything logged so far is kept.
+checkpoint, at :meth:`~ActiveRun.flush`, at commit and at exit, and while logging about once a
+second). If the block raises, the run is marked ``FAILED`` and everything logged so far is kept.
+
+Metric series are append-only: every ``flush_every`` points, the points logged since the last
+take become one packed block per series (:mod:`provdb.metrics`), written to the archive under
+the run's ``(:Metric)`` node id, and the node's summary (``last``/``min``/``max``, what DQL
+filters on) is updated in the graph, so a write costs the same however long the series is.
+Taken blocks wait, packed, for the run's next write; a metric-only write happens at most every
+``METRIC_WRITE_INTERVAL`` seconds (its graph transaction has a fixed cost), and ``log_metric``
+waits for the writer when ``UNWRITTEN_POINTS`` are waiting, so memory stays bounded. At commit
+the version gets its own summary nodes and a copy of the run's blocks.
 
 Checkpoints are written in the background: :meth:`ActiveRun.log_checkpoint` copies the weights
 (a detached CPU numpy copy of each tensor) and hands the archive write and its graph transaction
@@ -25,20 +34,23 @@ thread: the embedded graph's held handle is per store, not per thread.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import queue
 import shlex
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from provdb import metrics as metric_blocks
 from provdb import versioning as vs
-from provdb.entities import Agent, Dataset, ModelVersion, Run, Snapshot, now_iso
-from provdb.errors import InvalidInput
+from provdb.entities import Agent, Dataset, Metric, ModelVersion, Run, Snapshot, now_iso
+from provdb.errors import InvalidInput, storage_errors
 from provdb.graph import WriteBatch
 from provdb.models._common import as_numpy
 from provdb.models.network import NetworkDef
@@ -46,8 +58,65 @@ from provdb.repository import Repository
 
 FLUSH_EVERY = 1000
 CHECKPOINT_QUEUE = 2
+#: Metric points taken from the buffers but not written yet beyond which ``log_metric`` waits
+#: for the background writer (bounds memory when logging outruns the disk; packed, a point
+#: takes about 9 bytes).
+UNWRITTEN_POINTS = 1_000_000
+#: The shortest time between two metric-only writes (seconds): each is a graph transaction
+#: for the summaries, which costs tens of milliseconds however few points it carries.
+METRIC_WRITE_INTERVAL = 1.0
 
-_Meta = tuple[dict[str, Any], dict[str, tuple[list[int], list[float]]], list[vs.FileRecord]]
+
+class _Series:
+    """A metric series being logged: the points not taken yet, and a summary of those taken
+    (how many, how many blocks, last/min/max)."""
+
+    __slots__ = ("name", "steps", "values", "count", "seq", "last", "low", "high")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.count = 0  # points already taken into blocks
+        self.seq = 0  # blocks taken
+        self.last: float | None = None
+        self.low: float | None = None
+        self.high: float | None = None
+
+    def take(self, run_id: str) -> tuple[Metric, _Block] | None:
+        """The points not taken yet as the next block of the run's series, with the run's
+        updated summary node; ``None`` when there are none."""
+        if not self.steps:
+            return None
+        summary_id = f"{run_id}/{self.name}"
+        block = (summary_id, self.seq, metric_blocks.pack(self.steps, self.values))
+        finite = [v for v in self.values if not math.isnan(v)]
+        if finite:
+            low, high = min(finite), max(finite)
+            self.low = low if self.low is None else min(self.low, low)
+            self.high = high if self.high is None else max(self.high, high)
+        self.last = self.values[-1]
+        self.count += len(self.steps)
+        self.seq += 1
+        self.steps, self.values = [], []
+        return self.summary(run_id), block
+
+    def summary(self, owner_id: str) -> Metric:
+        """The summary node of this series for ``owner_id`` (its points are in blocks)."""
+        return Metric(
+            id=f"{owner_id}/{self.name}",
+            name=self.name,
+            last=self.last,
+            min=self.low,
+            max=self.high,
+        )
+
+
+#: A packed block of a series for the archive: (series id = its metric node's id, seq, data).
+_Block = tuple[str, int, bytes]
+#: Metadata taken from the buffers for one write: parameters, (summary, block) per series
+#: that has new points, files.
+_Meta = tuple[dict[str, Any], list[tuple[Metric, _Block]], list[vs.FileRecord]]
 
 
 class ActiveRun:
@@ -75,13 +144,20 @@ class ActiveRun:
         self.committed = False
         self._own_repo = own_repo
         self._params: dict[str, Any] = {}
-        self._metrics: dict[str, tuple[list[int], list[float]]] = {}
+        self._metrics: dict[str, _Series] = {}
         self._files: list[vs.FileRecord] = []
         # what changed since the last flush: only that is written again
         self._dirty_params: set[str] = set()
-        self._dirty_metrics: set[str] = set()
         self._unwritten_files: list[vs.FileRecord] = []
         self._pending = 0
+        # metadata taken from the buffers, in log order, until a transaction wrote it: the
+        # worker writes all of it at once, so flushes that pile up while it is busy become
+        # one transaction; what a failure left here is written at the end of the run
+        self._outbox: list[_Meta] = []
+        self._outbox_points = 0
+        self._outbox_changed = threading.Condition()
+        self._drain_queued = False
+        self._last_drain = time.monotonic()
         # written by the worker only (the caller never reads it while the run is open)
         self._last_snapshot: Snapshot | None = None
         if checkpoint_queue < 0:
@@ -118,14 +194,16 @@ class ActiveRun:
         self._pending += len(params)
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
-        """Append a point to a metric series (buffered)."""
-        self._dirty_metrics.add(str(name))
-        steps, values = self._metrics.setdefault(str(name), ([], []))
-        steps.append(int(step) if step is not None else len(steps))
-        values.append(float(value))
+        """Append a point to a metric series (buffered; ``step`` defaults to the point's
+        index in the series)."""
+        series = self._metrics.get(name)
+        if series is None:
+            series = self._metrics.setdefault(str(name), _Series(str(name)))
+        series.steps.append(int(step) if step is not None else series.count + len(series.steps))
+        series.values.append(float(value))
         self._pending += 1
         if self._pending >= self.flush_every:
-            self._flush_soon()
+            self._flush_soon(now=False)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Append a point to several metric series."""
@@ -167,10 +245,8 @@ class ActiveRun:
             )
         version = self.version
         assert version is not None
-        meta = self._take_buffered()
-        self._submit(
-            lambda: self._write_checkpoint(version, net, tensors, owners, step, first, meta)
-        )
+        self._post(self._take_buffered())  # written with the checkpoint, in log order
+        self._submit(lambda: self._write_checkpoint(version, net, tensors, owners, step, first))
         return vs.snapshot_id(version.id, step)
 
     def _write_checkpoint(
@@ -181,7 +257,6 @@ class ActiveRun:
         owners: dict[str, str],
         step: int,
         first: bool,
-        meta: _Meta,
     ) -> None:
         """One archive write and one graph transaction (run by the worker, in order)."""
         last = self._last_snapshot
@@ -205,8 +280,9 @@ class ActiveRun:
             )
             snap = vs.snapshot_batch(batch, version, info, owners, step)
             batch.relate("WAS_GENERATED_BY", snap, self.run, new=True)
-            vs.metadata_batch(batch, self.run, *meta)
-            self.repo.graph.write(batch)
+            taken, blocks = self._outbox_batch(batch)
+            self._write(batch, blocks)
+        self._written(taken)
         self._last_snapshot = snap
 
     def _network_and_tensors(
@@ -279,29 +355,87 @@ class ActiveRun:
     # -- writing ------------------------------------------------------------------------------
 
     def _take_buffered(self) -> _Meta:
-        """Copies of the parameters, metric series and files changed since the last flush
-        (taken in the caller, so the worker never reads state the caller mutates)."""
+        """The parameters, new metric points (a block per series) and files logged since the
+        last flush, taken out of the buffers in the caller (so the worker never reads state
+        the caller mutates)."""
         params = {k: self._params[k] for k in self._dirty_params}
-        metrics = {
-            k: (list(s), list(v)) for k, (s, v) in self._metrics.items() if k in self._dirty_metrics
-        }
-        files = self._unwritten_files
-        self._dirty_params, self._dirty_metrics, self._unwritten_files = set(), set(), []
+        metrics = [c for c in (s.take(self.run.id) for s in self._metrics.values()) if c]
+        meta: _Meta = (params, metrics, self._unwritten_files)
+        self._dirty_params, self._unwritten_files = set(), []
         self._pending = 0
-        return params, metrics, files
+        return meta
 
-    def _buffered(self, batch: WriteBatch) -> None:
-        """Add the run's parameters, metric series and files changed since the last flush."""
-        vs.metadata_batch(batch, self.run, *self._take_buffered())
+    def _post(self, meta: _Meta) -> None:
+        """Queue taken metadata for the next graph transaction of the run."""
+        with self._outbox_changed:
+            self._outbox.append(meta)
+            self._outbox_points += _points(meta)
 
-    def _flush_soon(self) -> None:
-        """Write buffered metadata on the worker, after the checkpoints queued before it
-        (after a worker failure it stays buffered: the end of the run writes it)."""
+    def _outbox_batch(self, batch: WriteBatch) -> tuple[int, list[_Block]]:
+        """Add every queued metadata to ``batch``, in log order: how many were added (remove
+        them with :meth:`_written` once written) and the series blocks they carry."""
+        with self._outbox_changed:
+            taken = list(self._outbox)
+        blocks = []
+        for params, metrics, files in taken:
+            vs.metadata_batch(batch, self.run, params, None, files)
+            for summary, block in metrics:
+                batch.add(summary).relate("HAS_METRIC", self.run, summary)
+                blocks.append(block)
+        return len(taken), blocks
+
+    def _write(self, batch: WriteBatch, blocks: list[_Block]) -> None:
+        """Series blocks to the archive, then ``batch`` to the graph (a crash in between
+        leaves points the summaries do not count yet, never a summary without points)."""
+        if blocks:
+            with storage_errors(f"metrics of run {self.run.id[:12]}"):
+                self.repo.archive.put_series(blocks)
+        self.repo.graph.write(batch)
+
+    def _written(self, taken: int) -> None:
+        """The first ``taken`` queued metadata are in the graph."""
+        with self._outbox_changed:
+            self._outbox_points -= sum(_points(m) for m in self._outbox[:taken])
+            del self._outbox[:taken]
+            self._outbox_changed.notify_all()
+
+    def _write_outbox(self) -> None:
+        """Write everything queued in one transaction (run by the worker)."""
+        with self._outbox_changed:
+            self._drain_queued = False  # what is posted from now on needs another run
+        batch = WriteBatch()
+        taken, blocks = self._outbox_batch(batch)
+        self._write(batch, blocks)
+        self._written(taken)
+
+    def _flush_soon(self, now: bool = True) -> None:
+        """Take buffered metadata and write it on the worker, after the checkpoints queued
+        before it (after a worker failure it stays buffered: the end of the run writes it).
+        Unless ``now``, the write waits for ``METRIC_WRITE_INTERVAL`` since the last one or
+        half of ``UNWRITTEN_POINTS`` (what is taken is written by the next write of the run);
+        waits while more than ``UNWRITTEN_POINTS`` metric points are taken but not written."""
         if self._failure is not None:
             return
-        batch = WriteBatch()
-        self._buffered(batch)
-        self._submit(lambda: self.repo.graph.write(batch))
+        self._post(self._take_buffered())
+        due = (
+            now
+            or time.monotonic() - self._last_drain >= METRIC_WRITE_INTERVAL
+            or self._outbox_points >= UNWRITTEN_POINTS // 2
+        )
+        with self._outbox_changed:
+            submit = due and not self._drain_queued
+            self._drain_queued = self._drain_queued or submit
+        if submit:
+            self._last_drain = time.monotonic()
+            self._submit(self._write_outbox)
+        with self._outbox_changed:
+            while (
+                self._outbox_points > UNWRITTEN_POINTS
+                and self._failure is None
+                and self._worker is not None
+                and self._worker.is_alive()
+            ):
+                self._outbox_changed.wait(0.1)
 
     def flush(self) -> None:
         """Write buffered parameters, metrics and files now (one transaction), after every
@@ -319,9 +453,17 @@ class ActiveRun:
             **{**self.version.props(), "message": message or self.version.message}
         )
         batch = WriteBatch().add(self.version)
-        self._buffered(batch)
-        vs.metadata_batch(batch, self.version, self._params, self._metrics, self._files)
+        self._post(self._take_buffered())
+        taken, blocks = self._outbox_batch(batch)
+        vs.metadata_batch(batch, self.version, self._params, None, self._files)
+        with storage_errors(f"metrics of run {self.run.id[:12]}"):
+            self.repo.archive.put_series(blocks)
+            for series in self._metrics.values():  # the version keeps its own copy
+                summary = series.summary(self.version.id)
+                batch.add(summary).relate("HAS_METRIC", self.version, summary)
+                self.repo.archive.copy_series(f"{self.run.id}/{series.name}", summary.id)
         self.repo.graph.write(batch)
+        self._written(taken)
         self.committed = True
         return self.version
 
@@ -338,12 +480,11 @@ class ActiveRun:
             **{**self.run.props(), "status": "FAILED" if failed else status, "ended_at": now_iso()}
         )
         batch = WriteBatch().add(self.run)
-        if failed:  # writes skipped after the failure carried metadata: write all of it
-            self._take_buffered()
-            vs.metadata_batch(batch, self.run, self._params, self._metrics, self._files)
-        else:
-            self._buffered(batch)
-        self.repo.graph.write(batch)
+        # all that is unwritten: what a failed or skipped write carried, then the rest
+        self._post(self._take_buffered())
+        taken, blocks = self._outbox_batch(batch)
+        self._write(batch, blocks)
+        self._written(taken)
 
     def tracker(self, model: Any, checkpoint_every: int = 100) -> Callable[..., None]:
         """A callback for a plain training loop: ``track(step, loss=…, acc=…)`` logs the
@@ -372,6 +513,11 @@ class ActiveRun:
             self._stop()
             if self._own_repo:
                 self.repo.close()
+
+
+def _points(meta: _Meta) -> int:
+    """How many metric points ``meta`` carries."""
+    return sum(metric_blocks.points_in(data) for _, (_, _, data) in meta[1])
 
 
 def _owned(value: Any) -> np.ndarray:

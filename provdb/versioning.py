@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from provdb.entities import (
     Derivation,
     File,
@@ -37,6 +35,8 @@ from provdb.graph import GraphStore, WriteBatch
 from provdb.models.network import NetworkDef, layer_of
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from storage import SnapshotInfo
 
 #: Names users give versions: printable, no control characters, at most this long.
@@ -94,6 +94,8 @@ def snapshot_id(version_id: str, iteration: int) -> str:
 
 def check_tensors(network: NetworkDef, tensors: Mapping[str, np.ndarray]) -> dict[str, str]:
     """Map every tensor to its layer; refuse tensors that belong to no layer."""
+    import numpy as np  # here: commands that only read the graph never load numpy
+
     owners = {}
     for name, value in tensors.items():
         if not isinstance(value, np.ndarray):

@@ -1192,6 +1192,45 @@ class Archive:
     def _all_manifests(self, ctx: _Ctx) -> dict[str, Manifest]:
         return {s: load_manifest(s, v) for s, v in self._scan(ctx.txn, layout.SNAPSHOTS)}
 
+    # ------------------------------------------------------------------ series
+
+    def put_series(self, blocks: Sequence[tuple[str, int, bytes]]) -> None:
+        """Store blocks of append-only series, ``(series id, seq, data)`` each, in one write
+        transaction (a block written again is overwritten: writes are idempotent)."""
+        if not blocks:
+            return
+        keys = [
+            (layout.series_key(_check_id("series", sid), int(seq)), data)
+            for sid, seq, data in blocks
+        ]
+        with self.store.begin(write=True, reserve=sum(len(d) + 64 for _, d in keys)) as txn:
+            for key, data in keys:
+                txn.put(key, data)
+
+    def series(self, series_ids: Iterable[str]) -> dict[str, list[bytes]]:
+        """The blocks of each series in ``seq`` order (one read transaction); series without
+        blocks map to ``[]``."""
+        out: dict[str, list[bytes]] = {}
+        with self.store.begin() as txn:
+            for sid in series_ids:
+                prefix = layout.series_prefix(_check_id("series", sid))
+                out[sid] = [
+                    bytes(v) for k, v in self._scan(txn, prefix) if len(k) == 12 and k.isdigit()
+                ]
+        return out
+
+    def copy_series(self, source: str, target: str) -> int:
+        """Copy every block of series ``source`` to series ``target`` (same seqs), in one
+        write transaction; how many blocks were copied."""
+        src = layout.series_prefix(_check_id("series", source))
+        _check_id("series", target)
+        with self.store.begin() as txn:
+            found = [(k, bytes(v)) for k, v in self._scan(txn, src) if len(k) == 12 and k.isdigit()]
+        with self.store.begin(write=True, reserve=sum(len(v) + 64 for _, v in found)) as txn:
+            for seq, data in found:
+                txn.put(layout.series_key(target, int(seq)), data)
+        return len(found)
+
     def stats(self) -> ArchiveStats:
         """Raw and stored bytes in total, per byte plane, per tensor and per snapshot."""
         out = ArchiveStats()

@@ -8,6 +8,8 @@ key                    value
 ``t/<tensor digest>``  a :class:`~storage.records.TensorRecord`: how to rebuild one tensor
 ``e/<tensor digest>``  measured candidate delta edges (storage cost per base) for the planner
 ``s/<snapshot id>``    a :class:`~storage.records.Manifest` ``{name: tensor digest}``, written last
+``p/<series>/<seq>``   block ``seq`` (12 digits) of an append-only series: opaque bytes the caller
+                       packs (metric points); never touched by ``gc``
 =====================  ==========================================================================
 
 A chunk digest names the chunk's stored value (see :func:`storage.codecs.chunk_digest`), so any
@@ -23,6 +25,7 @@ CHUNKS = "c/"
 TENSORS = "t/"
 EDGES = "e/"
 SNAPSHOTS = "s/"
+SERIES = "p/"
 
 #: Every prefix whose values count as archive metadata (not chunk payload).
 METADATA = (TENSORS, EDGES, SNAPSHOTS, META)
@@ -46,6 +49,16 @@ def edges_key(digest: str) -> str:
 def snapshot_key(snapshot_id: str) -> str:
     """Store key of a snapshot's manifest."""
     return SNAPSHOTS + snapshot_id
+
+
+def series_prefix(series_id: str) -> str:
+    """Store key prefix of every block of a series."""
+    return f"{SERIES}{series_id}/"
+
+
+def series_key(series_id: str, seq: int) -> str:
+    """Store key of block ``seq`` of a series (zero-padded, so keys sort in block order)."""
+    return f"{series_prefix(series_id)}{seq:012d}"
 
 
 def name_of(prefix: str, key: str) -> str:

@@ -8,6 +8,7 @@ Every command parses its arguments, makes one library call and renders the resul
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 from typing import Any, NoReturn
@@ -17,7 +18,7 @@ from rich.table import Table
 
 from provdb.cli.common import open_repo
 from provdb.cli.render import (
-    clip,
+    clip_json,
     console,
     echo_json,
     esc,
@@ -31,9 +32,30 @@ from provdb.errors import AlreadyExists, DiskFull, ProvDBError
 from provdb.repository import Repository
 from provdb.results import DiffRow, LineageNode
 
+#: Commands whose modules are imported only when one of them is looked up (run, or listed by
+#: ``dlv --help``): DQL and its console, the Neo4j server, the hub client and server,
+#: the dashboard and the provenance operators.
+LAZY_COMMANDS: dict[str, str] = {
+    "query": "provdb.cli.query",
+    "neo4j": "provdb.cli.neo4j",
+    "dashboard": "provdb.cli.dashboard",
+    **dict.fromkeys(("hub", "serve", "login", "publish", "search", "pull"), "provdb.cli.hub"),
+    **dict.fromkeys(("segment", "summarize", "uses", "prov"), "provdb.cli.provenance"),
+}
+
 
 class DlvGroup(click.Group):
-    """A click group that turns library errors into one readable line and exit status 1."""
+    """A click group that turns library errors into one readable line and exit status 1,
+    and loads the :data:`LAZY_COMMANDS` on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module = importlib.import_module(LAZY_COMMANDS[cmd_name])
+            self.add_command(getattr(module, cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -339,7 +361,7 @@ def desc(ctx: click.Context, version: str, as_json: bool) -> None:
     layers = Table("#", "layer", "type", "attributes", title="network")
     for i, layer in enumerate(d.layers):
         kind = layer.type + (f"({layer.mode})" if layer.mode else "")
-        attrs = clip(json.dumps(layer.attrs), 60)
+        attrs = clip_json(json.dumps(layer.attrs), 60)
         layers.add_row(str(i), esc(layer.name), esc(kind), esc(attrs))
     console.print(layers)
     if d.params:
@@ -574,25 +596,6 @@ def _eval_progressive(
     console.print(t)
     if predictions:
         click.echo(f"wrote {predictions}")
-
-
-def _register_query() -> None:
-    from provdb.cli.dashboard import dashboard
-    from provdb.cli.hub import COMMANDS as HUB_COMMANDS
-    from provdb.cli.neo4j import neo4j
-    from provdb.cli.provenance import COMMANDS as PROVENANCE_COMMANDS
-    from provdb.cli.query import query
-
-    cli.add_command(query)
-    cli.add_command(neo4j)
-    cli.add_command(dashboard)
-    for command in HUB_COMMANDS:
-        cli.add_command(command)
-    for command in PROVENANCE_COMMANDS:
-        cli.add_command(command)
-
-
-_register_query()
 
 
 def main() -> None:

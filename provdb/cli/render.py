@@ -58,6 +58,25 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def clip_json(text: str, limit: int) -> str:
+    """Compact JSON ``text`` cut to at most ``limit`` characters after the last ``,`` (outside
+    strings) that fits, with an ellipsis: a cut never splits a key, a number or a string.
+    With no such comma it is cut like :func:`clip`."""
+    if len(text) <= limit:
+        return text
+    cut, in_string, escaped = -1, False, False
+    for i, ch in enumerate(text[: limit - 1]):
+        if escaped:
+            escaped = False
+        elif in_string:
+            escaped, in_string = ch == "\\", ch != '"'
+        elif ch == '"':
+            in_string = True
+        elif ch == ",":
+            cut = i
+    return text[: cut + 1] + "…" if cut > 0 else clip(text, limit)
+
+
 def middle(text: str, limit: int, head: int | None = None) -> str:
     """``text`` cut from the middle to ``limit`` characters (``encoder.layer.…query.weight``):
     tensor and layer names differ at both ends, so both are kept; ``head`` characters of the

@@ -24,11 +24,13 @@ __all__ = [
 ]
 
 
+#: URI schemes of a Neo4j server (here, so telling one apart does not load the driver).
+SERVER_SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+
+
 def is_server_uri(uri: str) -> bool:
     """Whether ``uri`` names a Neo4j server (rather than an embedded database path)."""
-    from provdb.graph.neo4j_store import SCHEMES
-
-    return urlsplit(str(uri)).scheme in SCHEMES
+    return urlsplit(str(uri)).scheme in SERVER_SCHEMES
 
 
 def open_store(uri: str | os.PathLike[str], *, read_only: bool = False) -> GraphStore:

@@ -12,11 +12,12 @@ from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
 from neo4j.graph import Node, Relationship
 
 from provdb.errors import AlreadyExists, InvalidInput, ProvDBError, Unavailable
+from provdb.graph import SERVER_SCHEMES
 from provdb.graph.base import GraphStore, Statement, checked
 from provdb.graph.dialect import NEO4J
 
 #: URI schemes served by this backend.
-SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
+SCHEMES = SERVER_SCHEMES
 
 
 #: Seconds to wait for a connection before saying Neo4j cannot be reached.

@@ -74,6 +74,7 @@ NODES: dict[str, tuple[str, dict[str, str]]] = {
         {
             "id": "STRING",  # "<owner id>/<name>"
             "name": "STRING",
+            # a series written in one go; the SDK's points are archive blocks (provdb/metrics.py)
             "steps": "INT64[]",
             "values": "DOUBLE[]",
             "last": "DOUBLE",

@@ -88,7 +88,7 @@ def version_manifest(repo: Repository, ref: str) -> dict[str, Any]:
     with graph.session():
         version = repo.resolve(ref)
         params = graph.params_of(version.id)
-        metrics = graph.metrics_of(version.id)
+        metrics = repo.metrics_of(version.id)
         files = graph.files_of(version.id)
         snaps = graph.snapshots(version.id)
         lineage = graph.lineage(version.id, direction="up")

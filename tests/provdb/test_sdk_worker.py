@@ -62,6 +62,12 @@ def assert_snapshots(repo: Repository, name: str, expected: dict[int, dict[str, 
             assert np.array_equal(got[k].view(np.uint8), want[k].view(np.uint8)), (snap.id, k)
 
 
+def run_metric(repo: Repository, run_name: str, metric: str = "loss") -> list[float]:
+    """The values of a run's metric series, as the library reads them back."""
+    (row,) = repo.graph.run_read("MATCH (r:Run {name: $n}) RETURN r.id AS id", {"n": run_name})
+    return repo.metrics_of(row["id"], "Run")[metric].values
+
+
 def test_background_checkpoints_are_all_there_bit_exact_in_order(repo: Repository, model):
     net, w0 = model
     ckpts = series(w0, 5)
@@ -77,10 +83,7 @@ def test_background_checkpoints_are_all_there_bit_exact_in_order(repo: Repositor
                 v += 1.0
     assert_snapshots(repo, "bg", dict(enumerate(ckpts, 1)))
     assert run_row(repo, "bg")["status"] == "FINISHED"
-    loss = repo.graph.run_read(
-        "MATCH (:Run {name: 'bg'})-[:HAS_METRIC]->(m:Metric) RETURN m.values AS v"
-    )
-    assert loss == [{"v": [1.0 / s for s in range(1, 6)]}]
+    assert run_metric(repo, "bg") == [1.0 / s for s in range(1, 6)]
 
 
 @pytest.mark.parametrize("backend", ["ladybug"])  # a torch-side copy: the graph adds nothing
@@ -178,10 +181,7 @@ def test_a_worker_failure_is_reraised_and_the_run_fails(
     assert run_row(repo, "err")["status"] == "FAILED"
     assert run_row(repo, "err")["ended"]
     assert_snapshots(repo, "err", {1: ckpts[0]})
-    loss = repo.graph.run_read(
-        "MATCH (:Run {name: 'err'})-[:HAS_METRIC]->(m:Metric) RETURN m.values AS v"
-    )
-    assert loss == [{"v": [1.0, 0.5]}]  # what was logged is kept
+    assert run_metric(repo, "err") == [1.0, 0.5]  # what was logged is kept
     (run_id,) = [
         r["id"] for r in repo.graph.run_read("MATCH (r:Run {name: 'err'}) RETURN r.id AS id")
     ]

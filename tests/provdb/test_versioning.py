@@ -186,10 +186,8 @@ def test_sdk_records_training_and_a_failed_run(dlv, repo: Repository) -> None:
         ("digits-ft", "FAILED"),
     ]
     assert all(r["ended"] for r in runs)
-    loss = repo.graph.run_read(
-        "MATCH (:Run {name: 'digits-ft'})-[:HAS_METRIC]->(m:Metric) RETURN m.values AS v"
-    )
-    assert loss == [{"v": [0.5]}]
+    (ft,) = repo.graph.run_read("MATCH (r:Run {name: 'digits-ft'}) RETURN r.id AS id")
+    assert repo.metrics_of(ft["id"], "Run")["loss"].values == [0.5]
     used = repo.graph.run_read("MATCH (r:Run)-[:USED]->(v:ModelVersion) RETURN v.id AS id")
     assert used == [{"id": version.id}]
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from provdb.cli import cli
@@ -115,7 +116,10 @@ def test_embedded_graph_lives_in_the_repository(dlv, tmp_path: Path) -> None:
 
 def test_every_command_has_help_and_is_in_the_readme(dlv) -> None:
     readme = (Path(__file__).parents[3] / "README.md").read_text()
-    for name, command in cli.commands.items():
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):  # the lazily loaded commands too
+        command = cli.get_command(ctx, name)
+        assert command is not None
         assert f"dlv {name}" in readme, f"dlv {name} is not documented in README.md"
         if name == "neo4j":
             continue

@@ -1,5 +1,6 @@
-"""Rough edges of issue 16, item 9: ``diff`` keeps long names distinct at 80 columns, and
-``dlv unstage`` takes files off the staged list."""
+"""Rough edges of issue 16, item 9: ``diff`` keeps long names distinct at 80 columns,
+``dlv unstage`` takes files off the staged list, and ``desc`` cuts long layer attributes
+between JSON items with an ellipsis."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from provdb.cli.render import middle, shorten_names
+from provdb.cli.render import clip_json, middle, shorten_names
 from provdb.repository import Repository
 
 LONG = [f"encoder.layer.{i}.attention.self.query.weight" for i in range(3)]
@@ -81,3 +82,42 @@ def test_unstage_some_or_all(dlv, tmp_path: Path) -> None:
     commit = dlv(*at, "add", str(tmp_path / "a.py"))
     assert "staged" in commit.output
     assert json.loads((tmp_path / ".dlv" / "staged.json").read_text())[0]["path"].endswith("a.py")
+
+
+def test_clip_json_cuts_between_items_with_an_ellipsis() -> None:
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [2, 2], "group": 1}
+    text = json.dumps(attrs)
+    assert clip_json(text, 200) == text
+    cut = clip_json(text, 40)
+    assert len(cut) <= 40
+    assert cut == '{"kernel_shape": [3, 3], "pads": [1, 1,…'  # after a comma, never "[1, 1, 1"
+    assert text.startswith(cut[:-1])
+    # commas inside strings (escaped quotes too) are not item boundaries
+    tricky = json.dumps({"name": 'a, "b", c' * 4, "k": 1})
+    assert clip_json(tricky, 30) == tricky[:29] + "…"
+    assert clip_json(json.dumps({"name": 'x, "y"', "k": [1, 2, 3, 4, 5]}), 30) == (
+        '{"name": "x, \\"y\\"", "k": [1,…'
+    )
+
+
+def test_desc_shows_long_attributes_cut_with_an_ellipsis(dlv, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    dlv("init", str(repo))
+    net = {
+        "layers": [
+            {"name": "data", "type": "Input", "attrs": {"shape": [3, 8, 8]}},
+            {"name": "conv", "type": "Conv", "attrs": {"kernel": [3, 3], "pads": [1] * 30}},
+        ],
+        "edges": [["data", "conv"]],
+    }
+    (tmp_path / "net.json").write_text(json.dumps(net))
+    weights = {"conv.weight": np.ones((2, 3, 3, 3), np.float32)}
+    save_file(weights, str(tmp_path / "w.safetensors"))
+    dlv("--repo", str(repo), "commit", str(tmp_path / "w.safetensors"), "--name", "c",
+        "--network", str(tmp_path / "net.json"))  # fmt: skip
+    out = dlv("--repo", str(repo), "desc", "c").output
+    assert "1, 1," in out
+    assert "…" in out
+    assert (
+        "1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1" not in out
+    )

@@ -112,7 +112,9 @@ class SnapshotInfo:
 @dataclass
 class ArchiveStats:
     """Storage accounting. ``raw_bytes`` counts every snapshot's tensors (logical size);
-    ``stored_bytes`` is what the archive holds (unique chunks plus metadata)."""
+    ``stored_bytes`` is what the archive holds (unique chunks plus metadata);
+    ``per_snapshot[id]["unique"]`` the chunk bytes a snapshot added that no earlier one
+    shares (see :meth:`Archive.unique_bytes`)."""
 
     raw_bytes: int = 0
     unique_raw_bytes: int = 0
@@ -1183,8 +1185,9 @@ class Archive:
             chunk_size = {k: len(v) for k, v in self._scan(txn, layout.CHUNKS)}
             out.metadata_bytes = sum(len(v) for p in layout.METADATA for _, v in self._scan(txn, p))
             manifests = self._all_manifests(ctx)
+            unique = self._unique_bytes(ctx, manifests)
             for sid, man in manifests.items():
-                out.per_snapshot[sid] = self._snapshot_sizes(ctx, man)
+                out.per_snapshot[sid] = {**self._snapshot_sizes(ctx, man), "unique": unique[sid]}
                 out.raw_bytes += out.per_snapshot[sid]["raw"]
         seen: set[str] = set()
         for digest, rec in records.items():
@@ -1201,6 +1204,7 @@ class Archive:
                 "plane_stored": list(rec.plane_stored),
                 "base": rec.base,
                 "dtype": rec.dtype,
+                "scheme": rec.scheme,
             }
         out.chunk_bytes = sum(chunk_size.values())
         out.n_chunks, out.n_tensors, out.n_snapshots = len(chunk_size), len(records), len(manifests)
@@ -1222,6 +1226,34 @@ class Archive:
             "chain_depth": depth,
             "read_bytes": sum(touched.values()),
         }
+
+    def _unique_bytes(self, ctx: _Ctx, manifests: Mapping[str, Manifest]) -> dict[str, int]:
+        """Stored bytes each snapshot added that no earlier one (by creation time) shares: the
+        records it names that no earlier snapshot names, plus the delta bases behind them that
+        no snapshot names and no earlier one needs. Summed over all snapshots this is every
+        needed record's bytes once (what ``gc`` keeps)."""
+        named = {d for m in manifests.values() for d in m.tensors.values()}
+        owned: set[str] = set()
+        out: dict[str, int] = {}
+        for sid in sorted(manifests, key=lambda s: (manifests[s].created, s)):
+            total = 0
+            for digest in dict.fromkeys(manifests[sid].tensors.values()):
+                for record in self._chain(ctx, digest):
+                    other = record.digest != digest and record.digest in named
+                    if other or record.digest in owned:
+                        continue
+                    owned.add(record.digest)
+                    total += record.stored
+            out[sid] = total
+        return out
+
+    def unique_bytes(self) -> dict[str, int]:
+        """Stored bytes each snapshot added that no earlier snapshot shares (see
+        :meth:`stats`'s ``per_snapshot[id]["unique"]``), reading only manifests and tensor
+        records."""
+        with self.store.begin() as txn:
+            ctx = _Ctx(txn)
+            return self._unique_bytes(ctx, self._all_manifests(ctx))
 
     def snapshot_stats(self, snapshot_id: str) -> dict[str, int]:
         """One snapshot's bytes, reading only its manifest and tensor records (:meth:`stats`
@@ -1306,6 +1338,17 @@ class Archive:
                     txn.delete(key)
                     result.chunks += 1
         return result
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the store without its free pages (LMDB never shrinks its file after
+        deletes); returns the file's bytes on disk before and after. Call it with no other
+        writer (the caller's exclusive lock); stores without a file keep what they have."""
+        compact = getattr(self.store, "compact", None)
+        if compact is None:
+            return 0, 0
+        self._cache.clear()
+        before, after = compact()
+        return int(before), int(after)
 
     # ------------------------------------------------------------------ planning
 

@@ -627,13 +627,22 @@ class Repository:
     def gc(self, *, compact: bool = False) -> GCResult:
         """Drop archive snapshots no committed graph snapshot names, then unreferenced
         chunks. Waits for in-flight commits (their weights are never collected). With
-        ``compact`` the archive's file is then rewritten without its free pages (LMDB never
-        shrinks it otherwise), under the same exclusive lock."""
+        ``compact`` the archive's file and the embedded graph are then rewritten without
+        their free pages (neither shrinks otherwise), under the same exclusive lock."""
+        archive: tuple[int | None, int | None] = (None, None)
+        graph: tuple[int | None, int | None] = (None, None)
         with write_guard(self.dlv_dir, exclusive=True), storage_errors():
             result = self.archive.gc(self.graph.live_snapshot_ids())
-            sizes = self.archive.compact() if compact else (None, None)
-        return GCResult(**result.__dict__, archive_bytes_before=sizes[0],
-                        archive_bytes_after=sizes[1])  # fmt: skip
+            if compact:
+                archive = self.archive.compact()
+            if compact and self.backend == "ladybug":
+                from provdb.graph.compact import compact_embedded
+
+                self.graph.close()
+                graph = compact_embedded(Path(self.graph_uri))
+        return GCResult(**result.__dict__, archive_bytes_before=archive[0],
+                        archive_bytes_after=archive[1], graph_bytes_before=graph[0],
+                        graph_bytes_after=graph[1])  # fmt: skip
 
 
 class _ArchiveRegistry:

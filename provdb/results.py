@@ -321,8 +321,9 @@ class Stats(Result):
 
 @dataclass(frozen=True)
 class GCResult(Result):
-    """What ``gc`` removed; with ``--compact`` also the archive file's bytes on disk before
-    and after compaction (``None`` without it)."""
+    """What ``gc`` removed; with ``--compact`` also the bytes on disk of the archive's file
+    and of the embedded graph before and after compaction (``None`` without it, and the
+    graph's for a Neo4j server)."""
 
     snapshots: int
     tensors: int
@@ -330,6 +331,8 @@ class GCResult(Result):
     bytes: int
     archive_bytes_before: int | None = None
     archive_bytes_after: int | None = None
+    graph_bytes_before: int | None = None
+    graph_bytes_after: int | None = None
 
 
 @dataclass(frozen=True)

@@ -480,9 +480,12 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--compact", is_flag=True,
-              help="Then rewrite the archive file without its free pages (it never shrinks "
-              "otherwise) and report its size before and after.")  # fmt: skip
+@click.option(
+    "--compact",
+    is_flag=True,
+    help="Then rewrite the archive file and the embedded graph without their free pages "
+    "(neither shrinks otherwise); report their size before and after.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def gc(ctx: click.Context, compact: bool, as_json: bool) -> None:
@@ -491,11 +494,15 @@ def gc(ctx: click.Context, compact: bool, as_json: bool) -> None:
     if as_json:
         echo_json(result.to_dict())
         return
-    out = result.to_dict()
-    before, after = out.pop("archive_bytes_before"), out.pop("archive_bytes_after")
+    out = {k: v for k, v in result.to_dict().items() if not k.endswith(("_before", "_after"))}
     click.echo(", ".join(f"{k}: {v}" for k, v in out.items()))
     if compact:
-        click.echo(f"archive file: {size(before)} -> {size(after)} on disk")
+        r = result
+        click.echo(f"archive file: {size(r.archive_bytes_before)} -> "
+                   f"{size(r.archive_bytes_after)} on disk")  # fmt: skip
+        if r.graph_bytes_before is not None:
+            click.echo(f"graph: {size(r.graph_bytes_before)} -> {size(r.graph_bytes_after)} "
+                       "on disk")  # fmt: skip
 
 
 @cli.command()

@@ -48,7 +48,8 @@ PINS: dict[str, Any] = {
     ],
     "eval": ["accuracy", "loss", "n", "top1", "top5"],
     "gc": [
-        "archive_bytes_after", "archive_bytes_before", "bytes", "chunks", "snapshots", "tensors",
+        "archive_bytes_after", "archive_bytes_before", "bytes", "chunks", "graph_bytes_after",
+        "graph_bytes_before", "snapshots", "tensors",
     ],
     "query": ["columns", "created", "dry_run", "kind", "rows"],  # + cypher, params: --cypher
 }  # fmt: skip

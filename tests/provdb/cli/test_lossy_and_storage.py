@@ -197,11 +197,20 @@ def test_gc_compact_shrinks_the_archive_file_and_keeps_everything_exact(
     assert plain["snapshots"] == 1
     assert plain["archive_bytes_before"] is None
     before = disk(data)
+    graph = model_dir / ".dlv" / "graph.lbdb"
+    graph_before = disk(graph)
+    listed = js(dlv, model_dir, "list")
+    described = {v: js(dlv, model_dir, "desc", v) for v in ids[1:]}
     out = js(dlv, model_dir, "gc", "--compact")
     assert out["archive_bytes_before"] == before
     assert out["archive_bytes_after"] == disk(data) < before
+    assert out["graph_bytes_before"] == graph_before
+    assert out["graph_bytes_after"] == disk(graph) < graph_before
+    assert js(dlv, model_dir, "list") == listed
+    assert {v: js(dlv, model_dir, "desc", v) for v in ids[1:]} == described
     text = dlv("--repo", str(model_dir), "gc", "--compact").output
     assert "archive file:" in text
+    assert "graph:" in text
     assert not (data.parent / "compact.tmp").exists()
     for vid, name in zip(ids[1:], list(weights)[1:], strict=True):
         out_file = model_dir / f"{name}.back.safetensors"

@@ -510,6 +510,7 @@ class Repository:
 
         with storage_errors():
             st = self.archive.stats()
+            unique = self.archive.unique_bytes()
             manifests = {sid: self.archive.manifest(sid) for sid in st.per_snapshot}
         per_version: dict[str, list[Any]] = {}
         labels: dict[str, dict[str, str]] = {}
@@ -519,7 +520,7 @@ class Repository:
             row = per_version.setdefault(vid, [name, 0, 0, 0])
             row[1] += 1
             row[2] += sizes.get("raw", 0)
-            row[3] += sizes.get("unique", 0)
+            row[3] += unique.get(snapshot, 0)
             depth, read = sizes.get("chain_depth", 0), sizes.get("read_bytes", 0)
             costs.append(SnapshotCost(snapshot, vid, depth, read))
             for tensor, digest in manifests.get(snapshot, {}).get("tensors", {}).items():

@@ -112,9 +112,7 @@ class SnapshotInfo:
 @dataclass
 class ArchiveStats:
     """Storage accounting. ``raw_bytes`` counts every snapshot's tensors (logical size);
-    ``stored_bytes`` is what the archive holds (unique chunks plus metadata);
-    ``per_snapshot[id]["unique"]`` the chunk bytes a snapshot added that no earlier one
-    shares (see :meth:`Archive.unique_bytes`)."""
+    ``stored_bytes`` is what the archive holds (unique chunks plus metadata)."""
 
     raw_bytes: int = 0
     unique_raw_bytes: int = 0
@@ -1185,9 +1183,8 @@ class Archive:
             chunk_size = {k: len(v) for k, v in self._scan(txn, layout.CHUNKS)}
             out.metadata_bytes = sum(len(v) for p in layout.METADATA for _, v in self._scan(txn, p))
             manifests = self._all_manifests(ctx)
-            unique = self._unique_bytes(ctx, manifests)
             for sid, man in manifests.items():
-                out.per_snapshot[sid] = {**self._snapshot_sizes(ctx, man), "unique": unique[sid]}
+                out.per_snapshot[sid] = self._snapshot_sizes(ctx, man)
                 out.raw_bytes += out.per_snapshot[sid]["raw"]
         seen: set[str] = set()
         for digest, rec in records.items():
@@ -1248,9 +1245,9 @@ class Archive:
         return out
 
     def unique_bytes(self) -> dict[str, int]:
-        """Stored bytes each snapshot added that no earlier snapshot shares (see
-        :meth:`stats`'s ``per_snapshot[id]["unique"]``), reading only manifests and tensor
-        records."""
+        """Stored bytes each snapshot added that no earlier snapshot (by creation time)
+        shares, reading only manifests and tensor records; they sum to the chunk bytes every
+        snapshot needs (after :meth:`gc`, ``stats().chunk_bytes``)."""
         with self.store.begin() as txn:
             ctx = _Ctx(txn)
             return self._unique_bytes(ctx, self._all_manifests(ctx))

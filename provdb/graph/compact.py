@@ -21,7 +21,7 @@ from provdb.graph.schema import NODES, RELS
 
 
 def _disk(path: Path) -> int:
-    from storage._lmdb import disk_bytes
+    from storage import disk_bytes
 
     return disk_bytes(path) + disk_bytes(path.with_name(path.name + ".wal"))
 
@@ -78,9 +78,13 @@ def compact_embedded(path: Path) -> tuple[int, int]:
     if got != want or tmp.with_name(tmp.name + ".wal").exists():
         tmp.unlink(missing_ok=True)
         raise CorruptData(f"graph compaction copied {got} instead of {want}; kept the original")
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists() and wal.stat().st_size:  # it would be replayed onto the copy
+        tmp.unlink(missing_ok=True)
+        raise CorruptData(f"{wal} was not checkpointed; graph compaction kept the original")
     _fsync(tmp)
     os.replace(tmp, path)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    wal.unlink(missing_ok=True)
     _fsync(path.parent)
     return before, _disk(path)
 

@@ -305,6 +305,30 @@ def test_compact_shrinks_the_file_and_keeps_every_snapshot(archive: Archive) -> 
     assert _bits_equal(archive.read_tensor("after", "w"), w[0])
 
 
+def test_compact_interrupted_before_the_swap_keeps_the_original(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage._lmdb as lmdb_store
+
+    path = tmp_path / "archive"
+    with Archive.open(path, map_size=1 << 22) as ar:
+        w = _series(ar)
+
+        def crash(*args: object) -> None:
+            raise OSError("killed before the rename")
+
+        monkeypatch.setattr(lmdb_store.os, "replace", crash)
+        with pytest.raises(OSError, match="killed"):
+            ar.compact()
+    monkeypatch.undo()
+    assert (path / "compact.tmp" / "data.mdb").exists()  # the complete copy, never swapped in
+    with Archive.open(path, map_size=1 << 22) as ar:
+        assert _bits_equal(ar.read_tensor("s3", "w"), w[3])
+        ar.compact()  # the leftover copy is discarded and the compaction redone
+        assert not (path / "compact.tmp").exists()
+        assert ar.verify().ok
+
+
 def test_gc_and_delete(archive: Archive) -> None:
     _series(archive)
     before = archive.stats().chunk_bytes

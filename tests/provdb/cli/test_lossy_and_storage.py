@@ -220,3 +220,19 @@ def test_gc_compact_shrinks_the_archive_file_and_keeps_everything_exact(
     with Repository.open(model_dir) as repo:
         assert repo.archive.verify().ok
         commit(dlv, model_dir, "after", weights="w1.safetensors")  # still writable
+
+
+def test_graph_compaction_that_copies_too_little_keeps_the_original(
+    dlv, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provdb.graph import compact
+
+    vid = commit(dlv, model_dir, "lenet")
+    graph = model_dir / ".dlv" / "graph.lbdb"
+    before = js(dlv, model_dir, "desc", vid)
+    monkeypatch.setattr(compact, "copy_graph", lambda src, dst: None)
+    result = dlv("--repo", str(model_dir), "gc", "--compact", ok=False)
+    assert result.exit_code == 1
+    assert "kept the original" in result.stderr
+    assert not graph.with_name("graph.lbdb.compact").exists()
+    assert js(dlv, model_dir, "desc", vid) == before  # the original graph, still complete

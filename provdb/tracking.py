@@ -52,6 +52,7 @@ from provdb import versioning as vs
 from provdb.entities import Agent, Dataset, Metric, ModelVersion, Run, Snapshot, now_iso
 from provdb.errors import InvalidInput, storage_errors
 from provdb.graph import WriteBatch
+from provdb.lossy import check_scheme
 from provdb.models._common import as_numpy
 from provdb.models.network import NetworkDef
 from provdb.repository import Repository
@@ -131,8 +132,10 @@ class ActiveRun:
         flush_every: int = FLUSH_EVERY,
         own_repo: bool = False,
         checkpoint_queue: int = CHECKPOINT_QUEUE,
+        float_scheme: str | None = None,
     ) -> None:
         self.repo = repo
+        self.float_scheme = check_scheme(float_scheme)
         self.name = vs.check_name(name)
         self.parent = repo.resolve(parent) if parent else None
         self.network = network
@@ -224,13 +227,16 @@ class ActiveRun:
         batch = WriteBatch().add(ds).relate("USED", self.run, ds)
         self._submit(lambda: self.repo.graph.write(batch))
 
-    def log_checkpoint(self, model: Any, step: int) -> str:
+    def log_checkpoint(self, model: Any, step: int, *, float_scheme: str | None = None) -> str:
         """Store a snapshot of the run's version (an ``nn.Module``, a state dict or a dict of
         numpy arrays); returns the snapshot id. Consecutive checkpoints are delta-encoded.
+        ``float_scheme`` (``fp16``, ``bf16``, ``fixed16``, ``q8``, ``lossless``) overrides the
+        run's ``start_run(float_scheme=…)`` for this checkpoint.
 
         The weights are copied now and written by the background worker; this blocks only
         while the queue is full, and raises an earlier checkpoint's failure."""
         self._raise_failure()
+        scheme = check_scheme(float_scheme) if float_scheme else self.float_scheme
         net, tensors = self._network_and_tensors(model, copy=self._queue is not None)
         owners = vs.check_tensors(net, tensors)
         first = self.version is None
@@ -246,7 +252,9 @@ class ActiveRun:
         version = self.version
         assert version is not None
         self._post(self._take_buffered())  # written with the checkpoint, in log order
-        self._submit(lambda: self._write_checkpoint(version, net, tensors, owners, step, first))
+        self._submit(
+            lambda: self._write_checkpoint(version, net, tensors, owners, step, first, scheme)
+        )
         return vs.snapshot_id(version.id, step)
 
     def _write_checkpoint(
@@ -257,6 +265,7 @@ class ActiveRun:
         owners: dict[str, str],
         step: int,
         first: bool,
+        float_scheme: str = "lossless",
     ) -> None:
         """One archive write and one graph transaction (run by the worker, in order)."""
         last = self._last_snapshot
@@ -277,6 +286,7 @@ class ActiveRun:
                 tensors,
                 bases=bases,
                 series=last is not None,  # a later checkpoint of this run
+                float_scheme=float_scheme,
             )
             snap = vs.snapshot_batch(batch, version, info, owners, step)
             batch.relate("WAS_GENERATED_BY", snap, self.run, new=True)
@@ -536,6 +546,7 @@ def start_run(
     network: NetworkDef | None = None,
     flush_every: int = FLUSH_EVERY,
     checkpoint_queue: int = CHECKPOINT_QUEUE,
+    float_scheme: str | None = None,
 ) -> ActiveRun:
     """Start recording a run in ``repo`` (a path or an open :class:`Repository`).
 
@@ -543,7 +554,9 @@ def start_run(
     version it starts from (recorded as ``USED`` and ``DERIVED_FROM {op: finetune}``);
     ``network`` is needed only when checkpoints are state dicts and there is no parent;
     ``checkpoint_queue`` is how many checkpoints may wait for the background writer
-    (``0``: ``log_checkpoint`` writes before it returns).
+    (``0``: ``log_checkpoint`` writes before it returns); ``float_scheme`` stores the
+    checkpoints' float tensors lossily (``fp16``, ``bf16``, ``fixed16``, ``q8``; default
+    ``lossless``, bit-exact).
     """
     own = not isinstance(repo, Repository)
     opened = repo if isinstance(repo, Repository) else Repository.open(repo)
@@ -555,4 +568,5 @@ def start_run(
         flush_every,
         own_repo=own,
         checkpoint_queue=checkpoint_queue,
+        float_scheme=float_scheme,
     )

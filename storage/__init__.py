@@ -43,6 +43,10 @@ Public API
     Every non-NaN true value lies in ``[lo, hi]``; see the method for NaN/inf rules.
 ``has_snapshot(id)``, ``list_snapshots()``, ``manifest(id)``, ``delete_snapshot(id)``
 ``stats() -> ArchiveStats``  raw/stored bytes in total, per plane, per tensor, per snapshot.
+``unique_bytes() -> {id: bytes}``  stored bytes each snapshot added that no earlier one shares
+    (summing to the chunk bytes the snapshots need).
+``compact() -> (before, after)``  rewrite the store's file with live pages only (LMDB: a
+    compacted, fsynced copy renamed over ``data.mdb``); its bytes on disk before and after.
 ``snapshot_stats(id) -> {"raw", "stored", "chain_depth", "read_bytes"}``  one snapshot's bytes
     without a full scan; ``chain_depth``: delta links to a materialised tensor (max over its
     tensors); ``read_bytes``: stored bytes a full read touches (its chains' chunks, once each).
@@ -108,7 +112,7 @@ Errors: ``StorageError`` (``.code``) and ``NotFoundError``, ``CorruptionError``,
 ``InvalidInputError``, ``ReadOnlyError``, ``ConflictError``.
 """
 
-from storage._lmdb import LMDBStore
+from storage._lmdb import LMDBStore, disk_bytes
 from storage._memory import MemoryStore
 from storage._s3 import S3Store, is_s3_url, parse_url
 from storage.abc import Store, Txn
@@ -169,4 +173,5 @@ __all__ = [
     "Zstd",
     "is_s3_url",
     "parse_url",
+    "disk_bytes",
 ]

@@ -87,6 +87,26 @@ def _damaged(exc: lmdb.Error) -> StorageError:
     return StorageError(f"LMDB error: {exc}")
 
 
+def disk_bytes(path: Path) -> int:
+    """Bytes ``path`` occupies on disk (allocated blocks: the store's file is sparse past its
+    last page), 0 when it does not exist."""
+    try:
+        st = path.stat()
+    except OSError:
+        return 0
+    blocks = getattr(st, "st_blocks", None)
+    return int(blocks) * 512 if blocks is not None else st.st_size
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a directory's data and metadata to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 #: A failed commit with less free space than this on the file system is reported as "disk full".
 DISK_FULL_BELOW = 1 << 20
 
@@ -125,22 +145,26 @@ class LMDBStore(Store):
             self.path.mkdir(parents=True, exist_ok=True)
         elif not (self.path / "data.mdb").exists():
             raise StorageError(f"no archive at {str(self.path)!r}", code="not_found")
+        self._sync = sync
+        self._env = self._open_env(map_size)
+        self._pid = os.getpid()
+        self._closed = False
+
+    def _open_env(self, map_size: int) -> lmdb.Environment:
         try:
-            self._env = lmdb.open(
+            return lmdb.open(
                 str(self.path),
                 map_size=map_size,
-                readonly=read_only,
+                readonly=self.read_only,
                 subdir=True,
                 max_dbs=0,
-                sync=sync,
+                sync=self._sync,
                 readahead=False,
                 max_spare_txns=0,
                 lock=True,
             )
         except lmdb.Error as exc:
             raise StorageError(f"cannot open LMDB at {str(self.path)!r}: {exc}") from exc
-        self._pid = os.getpid()
-        self._closed = False
 
     @contextmanager
     def begin(self, *, write: bool = False, reserve: int = 0) -> Iterator[Txn]:
@@ -196,6 +220,36 @@ class LMDBStore(Store):
                 os.truncate(data, self.used_bytes() + 2 * _PAD)
         except OSError:  # pragma: no cover - padding is best effort
             pass
+
+    def compact(self) -> tuple[int, int]:
+        """Replace ``data.mdb`` by a compacted copy (``mdb_env_copy2`` with compaction: live
+        pages only); returns its bytes on disk before and after. Crash-safe: the copy is
+        written and fsynced beside the original, then renamed over it (atomic), so a crash
+        leaves the original or the complete copy, never neither. The caller must keep other
+        writers out; readers in other processes keep reading the old file until they reopen."""
+        self._check_open()
+        self._check_writable()
+        data = self.path / "data.mdb"
+        before = disk_bytes(data)
+        tmp = self.path / "compact.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a crash during an earlier compaction
+        tmp.mkdir()
+        try:
+            self._env.copy(str(tmp), compact=True)
+            _fsync(tmp / "data.mdb")
+            _fsync(tmp)
+        except lmdb.Error as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise StorageError(f"cannot compact the LMDB at {str(self.path)!r}: {exc}") from exc
+        map_size = self.map_size
+        self._env.close()
+        os.replace(tmp / "data.mdb", data)
+        (self.path / "lock.mdb").unlink(missing_ok=True)  # a fresh lock file for the new data
+        _fsync(self.path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        self._env = self._open_env(map_size)
+        self._pad()
+        return before, disk_bytes(data)
 
     @property
     def map_size(self) -> int:

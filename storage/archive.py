@@ -1258,6 +1258,7 @@ class Archive:
                 "plane_stored": list(rec.plane_stored),
                 "base": rec.base,
                 "dtype": rec.dtype,
+                "scheme": rec.scheme,
             }
         out.chunk_bytes = sum(chunk_size.values())
         out.n_chunks, out.n_tensors, out.n_snapshots = len(chunk_size), len(records), len(manifests)
@@ -1279,6 +1280,34 @@ class Archive:
             "chain_depth": depth,
             "read_bytes": sum(touched.values()),
         }
+
+    def _unique_bytes(self, ctx: _Ctx, manifests: Mapping[str, Manifest]) -> dict[str, int]:
+        """Stored bytes each snapshot added that no earlier one (by creation time) shares: the
+        records it names that no earlier snapshot names, plus the delta bases behind them that
+        no snapshot names and no earlier one needs. Summed over all snapshots this is every
+        needed record's bytes once (what ``gc`` keeps)."""
+        named = {d for m in manifests.values() for d in m.tensors.values()}
+        owned: set[str] = set()
+        out: dict[str, int] = {}
+        for sid in sorted(manifests, key=lambda s: (manifests[s].created, s)):
+            total = 0
+            for digest in dict.fromkeys(manifests[sid].tensors.values()):
+                for record in self._chain(ctx, digest):
+                    other = record.digest != digest and record.digest in named
+                    if other or record.digest in owned:
+                        continue
+                    owned.add(record.digest)
+                    total += record.stored
+            out[sid] = total
+        return out
+
+    def unique_bytes(self) -> dict[str, int]:
+        """Stored bytes each snapshot added that no earlier snapshot (by creation time)
+        shares, reading only manifests and tensor records; they sum to the chunk bytes every
+        snapshot needs (after :meth:`gc`, ``stats().chunk_bytes``)."""
+        with self.store.begin() as txn:
+            ctx = _Ctx(txn)
+            return self._unique_bytes(ctx, self._all_manifests(ctx))
 
     def snapshot_stats(self, snapshot_id: str) -> dict[str, int]:
         """One snapshot's bytes, reading only its manifest and tensor records (:meth:`stats`
@@ -1382,6 +1411,17 @@ class Archive:
                     txn.delete(key)
                     result.chunks += 1
         return result
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the store without its free pages (LMDB never shrinks its file after
+        deletes); returns the file's bytes on disk before and after. Call it with no other
+        writer (the caller's exclusive lock); stores without a file keep what they have."""
+        compact = getattr(self.store, "compact", None)
+        if compact is None:
+            return 0, 0
+        self._cache.clear()
+        before, after = compact()
+        return int(before), int(after)
 
     # ------------------------------------------------------------------ planning
 

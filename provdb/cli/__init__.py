@@ -242,6 +242,13 @@ def unstage(ctx: click.Context, files: tuple[str, ...]) -> None:
     metavar="KEY=VALUE",
     help="Hyper-parameter (repeatable); VALUE is JSON when it parses.",
 )
+@click.option(
+    "--float",
+    "float_scheme",
+    metavar="SCHEME",
+    help="Store 32/64-bit float tensors approximately: fp16, bf16, fixed16 or q8 "
+    "(default: lossless, bit-exact).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new version as JSON.")
 @click.pass_context
 def commit(
@@ -253,6 +260,7 @@ def commit(
     network_file: str | None,
     message: str,
     params: tuple[str, ...],
+    float_scheme: str | None,
     as_json: bool,
 ) -> None:
     """Commit MODEL_FILE (.onnx, .safetensors, or a PyTorch checkpoint) as a new version.
@@ -272,6 +280,7 @@ def commit(
             op=op,
             message=message,
             params=_parse_params(params),
+            float_scheme=float_scheme,
         )
     if as_json:
         echo_json(result.to_dict())
@@ -301,8 +310,17 @@ def copy(ctx: click.Context, version: str, name: str, message: str) -> None:
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.pass_context
 def checkout(ctx: click.Context, version: str, output: str, force: bool) -> None:
-    """Write VERSION's weights (and network, for .onnx) to a file."""
-    click.echo(f"wrote {open_repo(ctx).checkout(version, output, force=force)}")
+    """Write VERSION's weights (and network, for .onnx) to a file; says so on stderr when
+    they were committed with a lossy --float scheme (the values are approximate)."""
+    from provdb.lossy import LOSSLESS, summarise
+
+    repo = open_repo(ctx)
+    click.echo(f"wrote {repo.checkout(version, output, force=force)}")
+    schemes = repo.float_schemes(version)
+    lossy = [n for n, label in schemes.items() if label != LOSSLESS]
+    if lossy:
+        click.echo(f"note: weights are approximate: {len(lossy)} of {len(schemes)} tensors "
+                   f"were stored with --float {summarise(schemes)}", err=True)  # fmt: skip
 
 
 @cli.command()
@@ -376,11 +394,12 @@ def desc(ctx: click.Context, version: str, as_json: bool) -> None:
         console.print(t)
     for f in d.files:
         console.print(f"  file {esc(f.path)} ({size(f.size)}, sha256 {f.digest[:12]})")
-    t = Table("snapshot", "iteration", "raw", "stored", "chain depth", "full read",
-              title="weights")  # fmt: skip
+    t = Table("snapshot", "iteration", "raw", "stored (own)", "shared", "float",
+              "chain depth", "full read", title="weights")  # fmt: skip
     for s in d.snapshots:
         depth, read = s.extra.get("chain_depth"), s.extra.get("read_bytes")
         t.add_row(s.id, str(s.iteration), size(s.raw), size(s.stored),
+                  size(s.extra.get("referenced")), esc(str(s.extra.get("float_scheme", "-"))),
                   "-" if depth is None else str(depth), size(read))  # fmt: skip
     console.print(t)
 
@@ -476,21 +495,45 @@ def stats(ctx: click.Context, as_json: bool) -> None:
         f"stored {size(s.stored_bytes)}  ({100 * s.ratio:.1f}% of raw)  "
         f"{s.snapshots} snapshots, {s.tensors} tensors, {s.chunks} chunks"
     )
+    graph = "n/a (Neo4j server)" if s.graph_disk_bytes is None else size(s.graph_disk_bytes)
+    archive = (
+        "n/a (S3)" if s.archive_disk_bytes is None else f"{size(s.archive_disk_bytes)} (data.mdb)"
+    )
+    console.print(f"on disk: archive {archive}, graph {graph}")
     if s.per_plane:
         planes = ", ".join(f"plane {i}: {size(b)}" for i, b in enumerate(s.per_plane))
         console.print(f"per byte plane: {planes}")
-    t = Table("version", "name", "snapshots", "raw")
+    t = Table("version", "name", "snapshots", "raw", "added (unique)", "float")
     for v in s.versions:
-        t.add_row(v.id[:12], esc(v.name), str(v.snapshots), size(v.raw_bytes))
+        t.add_row(v.id[:12], esc(v.name), str(v.snapshots), size(v.raw_bytes),
+                  size(v.unique_bytes), esc(v.float_scheme))  # fmt: skip
     console.print(t)
 
 
 @cli.command()
+@click.option(
+    "--compact",
+    is_flag=True,
+    help="Then rewrite the archive file and the embedded graph without their free pages "
+    "(neither shrinks otherwise); report their size before and after.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def gc(ctx: click.Context) -> None:
+def gc(ctx: click.Context, compact: bool, as_json: bool) -> None:
     """Remove archive data no committed version refers to (e.g. after a crash mid-commit)."""
-    out = open_repo(ctx).gc().to_dict()
+    result = open_repo(ctx).gc(compact=compact)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    out = {k: v for k, v in result.to_dict().items() if not k.endswith(("_before", "_after"))}
     click.echo(", ".join(f"{k}: {v}" for k, v in out.items()))
+    if compact:
+        r = result
+        click.echo(f"archive file: {size(r.archive_bytes_before)} -> "
+                   f"{size(r.archive_bytes_after)} on disk")  # fmt: skip
+        if r.graph_bytes_before is not None:
+            click.echo(f"graph: {size(r.graph_bytes_before)} -> {size(r.graph_bytes_after)} "
+                       "on disk")  # fmt: skip
 
 
 @cli.command()

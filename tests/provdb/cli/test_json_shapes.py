@@ -28,21 +28,29 @@ PINS: dict[str, Any] = {
         "snapshots",
     ],
     "desc.layers": ["attrs", "mode", "name", "type"],
-    "desc.snapshots": ["chain_depth", "id", "iteration", "latest", "raw", "read_bytes", "stored"],
+    "desc.snapshots": [
+        "chain_depth", "float_scheme", "id", "iteration", "latest", "raw", "read_bytes",
+        "referenced", "stored",
+    ],
     "desc.children": ["id", "op"],
     "diff": ["edges", "layers", "metrics", "params", "versions", "weights"],
     "diff.rows": ["name", "status", "values"],
     "stats": [
-        "chunks", "per_plane", "per_snapshot", "ratio", "raw_bytes", "snapshots", "stored_bytes",
-        "tensors", "unique_raw_bytes", "versions",
+        "archive_disk_bytes", "chunk_bytes", "chunks", "graph_disk_bytes", "per_plane",
+        "per_snapshot", "ratio", "raw_bytes", "snapshots", "stored_bytes", "tensors",
+        "unique_raw_bytes", "versions",
     ],
-    "stats.versions": ["id", "name", "raw_bytes", "snapshots"],
+    "stats.versions": ["float_scheme", "id", "name", "raw_bytes", "snapshots", "unique_bytes"],
     "stats.per_snapshot": ["chain_depth", "id", "read_bytes", "version"],
     "archive": [
         "algorithm", "alpha", "budget_violations", "gc", "planned_storage_after",
         "planned_storage_before", "rewritten", "scheme", "stats",
     ],
     "eval": ["accuracy", "loss", "n", "top1", "top5"],
+    "gc": [
+        "archive_bytes_after", "archive_bytes_before", "bytes", "chunks", "graph_bytes_after",
+        "graph_bytes_before", "snapshots", "tensors",
+    ],
     "query": ["columns", "created", "dry_run", "kind", "rows"],  # + cypher, params: --cypher
 }  # fmt: skip
 
@@ -99,6 +107,7 @@ def test_every_json_output_keeps_its_keys(dlv, repo_dir: Path) -> None:
     assert {c["version"] for c in stats["per_snapshot"]} == {v["id"] for v in stats["versions"]}
     assert keys(js("archive", "--budget", "2")) == PINS["archive"]
     assert keys(js("eval", "lenet", "--data", "builtin:digits")) == PINS["eval"]
+    assert keys(js("gc", "--compact")) == PINS["gc"]
     assert keys(js("query", 'select m where m.name like "lenet%"')) == PINS["query"]
     shown = js("query", 'select m where m.name like "lenet%"', "--cypher")
     assert keys(shown) == sorted([*PINS["query"], "cypher", "params"])

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import blake3
@@ -417,15 +417,6 @@ class Archive:
             raise NotFoundError(f"no snapshot {snapshot_id!r}")
         return manifest
 
-    def mark_committed(self, snapshot_id: str) -> None:
-        """Clear a snapshot's ``pending`` mark (see :meth:`write_snapshot`); idempotent."""
-        with self.store.begin(write=True) as txn:
-            ctx = _Ctx(txn, snapshot_id)
-            manifest = self._manifest(ctx, snapshot_id)
-            if manifest.pending:
-                done = replace(manifest, pending=False)
-                txn.put(layout.snapshot_key(snapshot_id), done.dump())
-
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a snapshot's manifest; its chunks go at the next :meth:`gc`."""
         with self.store.begin(write=True) as txn:
@@ -439,7 +430,6 @@ class Archive:
         *,
         bases: Sequence[str] = (),
         scheme: Scheme | Mapping[str, Scheme | None] | None = None,
-        pending: bool = False,
         series: bool = True,
     ) -> SnapshotInfo:
         """Store a snapshot in one write transaction (chunks first, manifest last).
@@ -463,10 +453,6 @@ class Archive:
             (reverse) delta against it. ``False`` for a derived model (a fine-tune of a base):
             the new tensors are forward deltas against the base, which stays as it is, so
             siblings share it and the base's bytes never change.
-        pending:
-            Mark the snapshot pending until :meth:`mark_committed`: a :meth:`gc` given
-            ``live_snapshot_ids`` keeps it although no caller lists it yet (for the commit
-            protocol "weights first, then the graph transaction that names them").
         """
         _check_id("snapshot id", snapshot_id)
         if not isinstance(tensors, Mapping):
@@ -495,7 +481,7 @@ class Archive:
                 infos[name] = self._put_tensor(
                     ctx, name, arr, schemes[name], digests[name], candidates, series
                 )
-            manifest = Manifest(snapshot_id, digests, tuple(bases), time.time(), pending)
+            manifest = Manifest(snapshot_id, digests, tuple(bases), time.time())
             txn.put(layout.snapshot_key(snapshot_id), manifest.dump())
         return SnapshotInfo(snapshot_id, infos)
 
@@ -1262,30 +1248,20 @@ class Archive:
                         report.errors.append(f"snapshot {sid!r}: tensor {name!r} is missing")
         return report
 
-    def gc(
-        self,
-        live_snapshot_ids: Sequence[str] | None = None,
-        *,
-        grace_s: float = 0.0,
-        pending_grace_s: float = 86400.0,
-    ) -> GCResult:
+    def gc(self, live_snapshot_ids: Sequence[str] | None = None) -> GCResult:
         """Remove unreferenced tensor records and chunks in one write transaction.
 
-        If ``live_snapshot_ids`` is given, snapshots not in it are deleted first, except those
-        created less than ``grace_s`` seconds ago and pending ones (``write_snapshot(...,
-        pending=True)`` not yet :meth:`mark_committed`) younger than ``pending_grace_s``: a
-        commit in flight keeps its weights.
+        If ``live_snapshot_ids`` is given, snapshots not in it are deleted first (the caller
+        holds off commits meanwhile: provdb takes its exclusive write guard).
         """
         result = GCResult()
         self._cache.clear()
-        now = time.time()
         with self.store.begin(write=True) as txn:
             ctx = _Ctx(txn)
             if live_snapshot_ids is not None:
                 live = set(live_snapshot_ids)
-                for sid, manifest in self._all_manifests(ctx).items():
-                    age = now - manifest.created
-                    if sid in live or age < (pending_grace_s if manifest.pending else grace_s):
+                for sid in self._all_manifests(ctx):
+                    if sid in live:
                         continue
                     txn.delete(layout.snapshot_key(sid))
                     result.snapshots += 1

@@ -289,7 +289,6 @@ class Manifest:
     tensors: dict[str, str]
     bases: tuple[str, ...] = ()
     created: float = 0.0
-    pending: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (what :meth:`storage.Archive.manifest` returns)."""
@@ -299,8 +298,6 @@ class Manifest:
             "bases": list(self.bases),
             "created": self.created,
         }
-        if self.pending:
-            out["pending"] = True
         return out
 
     @classmethod
@@ -315,7 +312,6 @@ class Manifest:
                 tensors={_str(n): _str(d) for n, d in tensors.items()},
                 bases=tuple(_str(b) for b in data.get("bases", ())),
                 created=float(data.get("created", 0.0)),
-                pending=bool(data.get("pending", False)),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise CorruptionError(

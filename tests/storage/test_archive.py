@@ -290,19 +290,6 @@ def test_gc_and_delete(archive: Archive) -> None:
     assert archive.verify().ok
 
 
-def test_gc_keeps_pending_and_recent_snapshots(archive: Archive) -> None:
-    archive.write_snapshot("old", {"w": np.ones(4)})
-    archive.write_snapshot("inflight", {"w": np.zeros(4)}, pending=True)
-    assert archive.manifest("inflight")["pending"] is True
-    assert archive.gc(live_snapshot_ids=[], grace_s=3600).snapshots == 0
-    assert archive.gc(live_snapshot_ids=[]).snapshots == 1  # "old" goes, "inflight" stays
-    assert archive.list_snapshots() == ["inflight"]
-    archive.mark_committed("inflight")
-    assert "pending" not in archive.manifest("inflight")
-    assert archive.gc(live_snapshot_ids=[]).snapshots == 1
-    assert archive.list_snapshots() == []
-
-
 @pytest.mark.parametrize("algorithm", ["mst", "spt", "last", "pas-mt", "pas-pt"])
 def test_replan_rewrites_and_stays_exact(archive: Archive, algorithm: str) -> None:
     w = _series(archive, n=5)

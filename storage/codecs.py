@@ -400,8 +400,6 @@ class PlaneMerger:
         self.written: set[int] = set()
         head = self.nb * ne * nplanes
         self.cols = self.out.view(np.uint8)[head:].reshape(-1, nplanes)
-        if self.cols.size:
-            self.cols[:] = 0
         if header is not None:
             stride = nplanes * (4 + ne)
             off = 32 + 4 * self.nb
@@ -435,6 +433,8 @@ class PlaneMerger:
 
     def result(self) -> np.ndarray:
         """The merged array (missing planes zero)."""
+        for p in set(range(self.nplanes)) - self.written:  # zeroed only when never fed
+            self.cols[:, self.nplanes - 1 - p] = 0
         if self.nb:
             import blosc2  # type: ignore[import-untyped]
 

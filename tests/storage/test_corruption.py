@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from storage import Archive, CorruptionError, StorageError
+from storage.archive import FORMAT_VERSION
 from storage.records import load_manifest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "format1"
@@ -196,7 +197,7 @@ def test_format1_archive_reads(tmp_path: Path) -> None:
 def test_format1_archive_upgrades_on_write(tmp_path: Path) -> None:
     path = _copy_fixture(tmp_path)
     with Archive.open(path) as ar:
-        assert ar.format_version == 2
+        assert ar.format_version == FORMAT_VERSION
         base = ar.read_snapshot("run/ckpt-2")
         new = {k: v.copy() for k, v in base.items()}
         new["layer.query.weight"] += np.float32(1e-3)

@@ -19,8 +19,11 @@ Public API
 ``Archive.open(path, *, readonly=False, map_size=1 GiB, sync=True, **options) -> Archive``
     Open/create the archive directory (context manager; ``close()``). ``Archive(store, *,
     compressor=DEFAULT_COMPRESSOR, delta_op="xor"|"sub", max_chain=8, cache_bytes=256 MiB,
-    threads=1)`` wraps any :class:`Store` (``DEFAULT_COMPRESSOR``: zstd level 1 on the two high
-    byte planes, -1 on the low ones; ``threads > 1`` decodes/encodes byte planes concurrently).
+    threads=1, pack_below=128 KiB)`` wraps any :class:`Store` (``DEFAULT_COMPRESSOR``: zstd
+    level 1 on the two high byte planes, -1 on the low ones; ``threads > 1`` decodes/encodes
+    byte planes concurrently). Lossless tensors smaller than ``pack_below`` bytes are stored
+    together, one *pack* per snapshot and dtype (format 3), each still addressed by its own
+    digest; ``pack_below=0`` stores every tensor on its own.
     Do not share an open archive across ``fork()``; open one per process.
 ``write_snapshot(snapshot_id, tensors, *, bases=(), scheme=None, series=True) -> SnapshotInfo``
     One write transaction: chunks first, manifest last. Identical tensors (same bytes, dtype,

@@ -538,13 +538,15 @@ def notes(results: dict[str, dict[str, object]], sizes: dict[str, dict[str, floa
         f"* **Write ≥ 0.5 × zstd-1: {verdict(a['write'][0] >= 0.5 * a['zstd_series'][0])}** "  # type: ignore[index]
         f"({a['write'][0] / a['zstd_series'][0]:.2f}× wall, "  # type: ignore[index]
         f"{a['write'][1] / a['zstd_series'][1]:.2f}× CPU; 0.30× in the previous run). "  # type: ignore[index]
-        "Profile of the series write (cProfile, CPU): zstd encode ~42%, the LMDB commit "
-        "(copying dirty pages to the file) ~20%, plane split ~11%, BLAKE3 (tensor digest and "
-        "chunk digests) ~6%, framing/puts ~5%. Reverse deltas encode every tensor twice "
-        "(materialised, then as its predecessor's delta at the next write), i.e. 8 per-plane "
-        "zstd streams per tensor against zstd-1's one pass: with zstd alone at ~0.55× of "
-        "zstd-1, 0.5× is out of reach for this design on one core. This run drops the sampled "
-        "size estimate before each delta (the delta is encoded once, in full).",
+        "cProfile of the series write on (a), CPU, before → after this round: zstd encode "
+        "42% → ~30%, the LMDB commit (copying dirty pages to the file) 20% → ~25%, plane split "
+        "11–15%, BLAKE3 (tensor and chunk digests) ~6%. Reverse deltas encode every tensor "
+        "twice (materialised, then as its predecessor's delta at the next write): 8 per-plane "
+        "zstd streams per tensor against zstd-1's single pass, so 0.5× is out of reach for "
+        "this design on one core. This round: plane 0 with a 64-entry match table (see the "
+        "hash-log sweep), no sampled size estimate before each reverse delta. LMDB `writemap` "
+        "would halve the commit's CPU (microbenchmark) but makes the data file as large as the "
+        "map: left to the store's owners.",
         f"* **1-of-4-plane read ≤ 12%: {verdict(float(a['plane0_share']) <= 0.12)}** "  # type: ignore[arg-type]
         f"({float(a['plane0_share']):.1%} of the newest "  # type: ignore[arg-type]
         "snapshot's stored bytes). Its *time* speedup stays near 2× locally: the plane-0 zstd "

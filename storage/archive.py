@@ -1382,6 +1382,7 @@ class Archive:
                 "plane_stored": list(rec.plane_stored),
                 "base": rec.base,
                 "dtype": rec.dtype,
+                "pack": rec.slot.pack if rec.slot is not None else None,
             }
         out.chunk_bytes = sum(chunk_size.values())
         out.n_chunks, out.n_tensors, out.n_snapshots = len(chunk_size), len(records), len(manifests)

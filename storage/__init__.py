@@ -19,10 +19,13 @@ Public API
 ``Archive.open(path, *, readonly=False, map_size=1 GiB, sync=True, **options) -> Archive``
     Open/create the archive directory (context manager; ``close()``). ``Archive(store, *,
     compressor=DEFAULT_COMPRESSOR, delta_op="xor"|"sub", max_chain=8, cache_bytes=256 MiB,
-    threads=1)`` wraps any :class:`Store` (``DEFAULT_COMPRESSOR``: zstd level 1 on the two high
-    byte planes, -1 on the low ones; ``threads > 1`` decodes/encodes byte planes concurrently).
+    threads=1, pack_below=128 KiB)`` wraps any :class:`Store` (``DEFAULT_COMPRESSOR``: zstd
+    level 1 on the two high byte planes, -1 on the low ones; ``threads > 1`` decodes/encodes
+    byte planes concurrently). Lossless tensors smaller than ``pack_below`` bytes are stored
+    together, one *pack* per snapshot and dtype (format 3), each still addressed by its own
+    digest; ``pack_below=0`` stores every tensor on its own.
     Do not share an open archive across ``fork()``; open one per process.
-``write_snapshot(snapshot_id, tensors, *, bases=(), scheme=None, pending=False) -> SnapshotInfo``
+``write_snapshot(snapshot_id, tensors, *, bases=(), scheme=None, series=True) -> SnapshotInfo``
     One write transaction: chunks first, manifest last. Identical tensors (same bytes, dtype,
     shape, scheme) are stored once; ``bases`` name earlier snapshots whose same-named tensors are
     candidate delta bases. A linear series uses **reverse deltas**: the new tensor is stored
@@ -31,8 +34,8 @@ Public API
     every ``max_chain + 1``-th tensor of a run starts a new materialised keyframe. When a
     tensor gets a second successor (fine-tunes of one base) it is materialised again and the
     siblings keep forward deltas against it. ``scheme`` is an optional lossy :class:`Scheme`
-    (or ``{name: Scheme}``), recorded per tensor. ``pending=True`` marks the snapshot pending
-    until ``mark_committed(id)``: ``gc`` keeps it meanwhile.
+    (or ``{name: Scheme}``), recorded per tensor. ``series=False``: ``bases`` is a model this
+    one derives from (forward deltas against it), not a predecessor.
 ``read_snapshot(snapshot_id, *, planes=None) -> dict[str, np.ndarray]``
 ``read_tensor(snapshot_id, name, *, planes=None) -> np.ndarray``
     Bit-exact reads (every chunk's CRC-32 and the reconstructed tensor's CRC-32 are checked;
@@ -51,11 +54,8 @@ Public API
     without a full scan; ``chain_depth``: delta links to a materialised tensor (max over its
     tensors); ``read_bytes``: stored bytes a full read touches (its chains' chunks, once each).
 ``verify() -> VerifyReport``  every chunk (CRC + SHA-256 key) and every tensor (decoded CRC).
-``gc(live_snapshot_ids=None, *, grace_s=0.0, pending_grace_s=86400.0) -> GCResult``  drop
-    snapshots not listed as live (except those younger than ``grace_s`` and pending ones
-    younger than ``pending_grace_s``), then unreferenced tensors and chunks.
-``mark_committed(id)``  clear a snapshot's pending mark (commit protocol: weights first,
-    ``pending=True``; then the graph transaction; then ``mark_committed``).
+``gc(live_snapshot_ids=None) -> GCResult``  drop snapshots not listed as live, then
+    unreferenced tensors and chunks.
 ``snapshot_chunks(id) -> list[str]``  digests of every chunk a snapshot needs (through its
     delta chains): what another archive must hold to rebuild it.
 ``missing_chunks(digests) -> list[str]``  which of ``digests`` this archive lacks.

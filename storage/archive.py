@@ -37,6 +37,7 @@ from storage.codecs import (
     dtype_name,
     frame_chunk,
     is_float,
+    n_planes,
     plane_interval,
     unframe_chunk,
     work_buffer,
@@ -52,6 +53,7 @@ from storage.records import (
     RECORD_VERSION,
     Delta,
     Manifest,
+    Slot,
     TensorRecord,
     dump_edges,
     dumps,
@@ -62,11 +64,17 @@ from storage.records import (
     seal,
 )
 
-#: Archive format written: 2 seals every record with a CRC-32 (see :mod:`storage.records`).
-FORMAT_VERSION = 2
-#: Formats this code reads; opening a format-1 archive for writing marks it format 2.
-READABLE_FORMATS = (1, 2)
+#: Archive format written: 2 seals every record with a CRC-32, 3 adds packs of small tensors
+#: (see :mod:`storage.records`).
+FORMAT_VERSION = 3
+#: Formats this code reads; opening an older archive for writing marks it format 3 (its records
+#: stay as they are and read as before).
+READABLE_FORMATS = (1, 2, 3)
 CHUNK_BYTES = 1 << 20
+#: Default ``pack_below``: lossless tensors smaller than this (bytes) are stored in packs.
+PACK_BELOW = 128 << 10
+PACK_BYTES = 1 << 20  # a pack holds at most this many bytes (or one tensor)
+_PARSED_MAX = 1 << 14  # parsed records kept across transactions
 _SAMPLE_WINDOWS = 8
 _SAMPLE_ELEMS = 1 << 13  # elements per sample window (8 windows: 64 Ki elements at most)
 _EXACT_BELOW = 1 << 16  # elements: below this every candidate is encoded fully
@@ -181,6 +189,7 @@ class _Ctx:
     records: dict[str, TensorRecord] = field(default_factory=dict)
     planes: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
     fresh: bool = False  # decode everything from the store (verify), never from the cache
+    packs: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # (pack, planes)
 
     def label(self, name: str) -> str:
         """``name`` qualified by the snapshot, for error messages."""
@@ -209,14 +218,35 @@ def _as_array(name: str, value: object) -> np.ndarray:
     return arr if arr.flags.c_contiguous else arr.copy(order="C")
 
 
-def tensor_digest(arr: np.ndarray, scheme: Scheme | dict[str, Any] | None, version: int = 1) -> str:
-    """Content digest of a tensor: its dtype, shape, (unfitted) scheme and bit patterns."""
+def tensor_digest(
+    arr: np.ndarray,
+    scheme: Scheme | dict[str, Any] | None,
+    version: int = 1,
+    pack: bool = False,
+) -> str:
+    """Content digest of a tensor: its dtype, shape, (unfitted) scheme and bit patterns
+    (``pack``: of a pack of small tensors, a name space of its own)."""
     conf = scheme.to_dict() if isinstance(scheme, Scheme) else scheme
-    header = {"dtype": dtype_name(arr.dtype), "shape": list(arr.shape), "scheme": conf}
+    header: dict[str, Any] = {
+        "dtype": dtype_name(arr.dtype),
+        "shape": list(arr.shape),
+        "scheme": conf,
+    }
+    if pack:
+        header["pack"] = True
     h = hashlib.sha256() if version < 2 else blake3.blake3()
     h.update(dumps(header))
     h.update(bits_view(arr).view(np.uint8).data)
     return h.hexdigest()
+
+
+def _shares(total: int, weights: list[int]) -> list[int]:
+    """``total`` split in proportion to ``weights``, in integers that sum to ``total``."""
+    whole = sum(weights)
+    out = [total * w // whole if whole else 0 for w in weights]
+    if out:
+        out[-1] += total - sum(out)
+    return out
 
 
 class _BitsCache:
@@ -271,6 +301,10 @@ class Archive:
     threads:
         Threads that decode (read) and encode (write) the chunks of different byte planes
         concurrently (default 1; zstd, CRC-32, hashing and numpy copies release the GIL).
+    pack_below:
+        Lossless tensors smaller than this many bytes are stored in one pack per snapshot and
+        stored dtype (one record and one chunk per plane for all of them, delta-encoded against
+        the predecessor's pack); 0 stores every tensor on its own.
     """
 
     def __init__(
@@ -282,6 +316,7 @@ class Archive:
         max_chain: int = 8,
         cache_bytes: int = 256 << 20,
         threads: int = 1,
+        pack_below: int = PACK_BELOW,
     ) -> None:
         self.store = store
         self.compressor = compressor or DEFAULT_COMPRESSOR
@@ -293,6 +328,13 @@ class Archive:
         if not isinstance(threads, int) or threads < 1:
             raise InvalidInputError(f"threads must be a positive int, got {threads!r}")
         self.threads = threads
+        if not isinstance(pack_below, int) or pack_below < 0:
+            raise InvalidInputError(f"pack_below must be an int ≥ 0, got {pack_below!r}")
+        self.pack_below = pack_below
+        # digest -> (stored bytes, record): a record is parsed once and reused while its stored
+        # bytes are unchanged (compared in full, so a rewrite by anyone is seen)
+        self._parsed: dict[str, tuple[bytes, TensorRecord]] = {}
+        self._manifests: dict[str, tuple[bytes, Manifest]] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._spare: np.ndarray | None = None
         self._check_format()
@@ -361,13 +403,23 @@ class Archive:
             raw = ctx.txn.get(layout.tensor_key(digest))
             if raw is None:
                 return None
+            hit = self._parsed.get(digest)
+            if hit is not None and hit[0] == raw:
+                record = ctx.records[digest] = hit[1]
+                return record
             try:
                 record = ctx.records[digest] = load_tensor(digest, raw)
             except CorruptionError as exc:
                 if not ctx.where:
                     raise
                 raise CorruptionError(f"snapshot {ctx.where!r}: {exc}") from exc
+            self._remember(digest, bytes(raw), record)
         return record
+
+    def _remember(self, digest: str, raw: bytes, record: TensorRecord) -> None:
+        if len(self._parsed) >= _PARSED_MAX:
+            self._parsed.clear()
+        self._parsed[digest] = (raw, record)
 
     def tensor_record(self, digest: str) -> TensorRecord:
         """The verified record of the tensor stored under ``digest`` (its planes' chunks and
@@ -383,13 +435,16 @@ class Archive:
         return record
 
     def _put_record(self, ctx: _Ctx, record: TensorRecord) -> None:
-        ctx.txn.put(layout.tensor_key(record.digest), record.dump())
+        raw = record.dump()
+        ctx.txn.put(layout.tensor_key(record.digest), raw)
         ctx.records[record.digest] = record
+        self._remember(record.digest, raw, record)
 
     def _chain(self, ctx: _Ctx, digest: str) -> list[TensorRecord]:
-        """The record of ``digest`` and of every delta base behind it, nearest first."""
+        """The record of ``digest`` and of every record a read of it needs (its pack, delta
+        bases), nearest first."""
         chain = [self._record(ctx, digest)]
-        while (base := chain[-1].base) is not None:
+        while (base := chain[-1].link) is not None:
             if len(chain) > _MAX_LINKS:
                 raise CorruptionError(f"delta chain of {digest[:16]}… does not end: corrupt")
             chain.append(self._record(ctx, base))
@@ -413,22 +468,22 @@ class Archive:
 
     def _maybe_manifest(self, ctx: _Ctx, snapshot_id: str) -> Manifest | None:
         raw = ctx.txn.get(layout.snapshot_key(_check_id("snapshot id", snapshot_id)))
-        return None if raw is None else load_manifest(snapshot_id, raw)
+        if raw is None:
+            return None
+        hit = self._manifests.get(snapshot_id)
+        if hit is not None and hit[0] == raw:  # parsed before, stored bytes unchanged
+            return hit[1]
+        manifest = load_manifest(snapshot_id, raw)
+        if len(self._manifests) >= _PARSED_MAX:
+            self._manifests.clear()
+        self._manifests[snapshot_id] = (bytes(raw), manifest)
+        return manifest
 
     def _manifest(self, ctx: _Ctx, snapshot_id: str) -> Manifest:
         manifest = self._maybe_manifest(ctx, snapshot_id)
         if manifest is None:
             raise NotFoundError(f"no snapshot {snapshot_id!r}")
         return manifest
-
-    def mark_committed(self, snapshot_id: str) -> None:
-        """Clear a snapshot's ``pending`` mark (see :meth:`write_snapshot`); idempotent."""
-        with self.store.begin(write=True) as txn:
-            ctx = _Ctx(txn, snapshot_id)
-            manifest = self._manifest(ctx, snapshot_id)
-            if manifest.pending:
-                done = replace(manifest, pending=False)
-                txn.put(layout.snapshot_key(snapshot_id), done.dump())
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         """Remove a snapshot's manifest; its chunks go at the next :meth:`gc`."""
@@ -443,7 +498,6 @@ class Archive:
         *,
         bases: Sequence[str] = (),
         scheme: Scheme | Mapping[str, Scheme | None] | None = None,
-        pending: bool = False,
         series: bool = True,
     ) -> SnapshotInfo:
         """Store a snapshot in one write transaction (chunks first, manifest last).
@@ -467,10 +521,6 @@ class Archive:
             (reverse) delta against it. ``False`` for a derived model (a fine-tune of a base):
             the new tensors are forward deltas against the base, which stays as it is, so
             siblings share it and the base's bytes never change.
-        pending:
-            Mark the snapshot pending until :meth:`mark_committed`: a :meth:`gc` given
-            ``live_snapshot_ids`` keeps it although no caller lists it yet (for the commit
-            protocol "weights first, then the graph transaction that names them").
         """
         _check_id("snapshot id", snapshot_id)
         if not isinstance(tensors, Mapping):
@@ -484,7 +534,8 @@ class Archive:
         reserve = sum(a.nbytes for a in arrays.values()) * 3 + (1 << 20)
         with self.store.begin(write=True, reserve=reserve) as txn:
             ctx = _Ctx(txn, snapshot_id)
-            base_maps = [self._manifest(ctx, b).tensors for b in bases]
+            base_mans = [self._manifest(ctx, b) for b in bases]
+            base_maps = [m.tensors for m in base_mans]
             old = self._maybe_manifest(ctx, snapshot_id)
             if old is not None:
                 if old.tensors != digests:
@@ -493,15 +544,21 @@ class Archive:
                     snapshot_id,
                     {n: self._info(n, self._record(ctx, d), 0) for n, d in digests.items()},
                 )
+            small = {
+                n: a for n, a in arrays.items() if schemes[n] is None and a.nbytes < self.pack_below
+            }
             infos: dict[str, TensorInfo] = {}
             for name, arr in arrays.items():
+                if name in small:
+                    continue
                 candidates = list(dict.fromkeys(m[name] for m in base_maps if name in m))
                 infos[name] = self._put_tensor(
                     ctx, name, arr, schemes[name], digests[name], candidates, series
                 )
-            manifest = Manifest(snapshot_id, digests, tuple(bases), time.time(), pending)
+            packs = self._put_packs(ctx, small, digests, base_mans, series, infos)
+            manifest = Manifest(snapshot_id, digests, tuple(bases), time.time(), packs)
             txn.put(layout.snapshot_key(snapshot_id), manifest.dump())
-        return SnapshotInfo(snapshot_id, infos)
+        return SnapshotInfo(snapshot_id, {n: infos[n] for n in arrays})
 
     @property
     def _version(self) -> int:
@@ -509,6 +566,90 @@ class Archive:
         return RECORD_VERSION
 
     # ------------------------------------------------------------------ writing tensors
+
+    def _put_packs(
+        self,
+        ctx: _Ctx,
+        small: dict[str, np.ndarray],
+        digests: dict[str, str],
+        base_mans: list[Manifest],
+        series: bool,
+        infos: dict[str, TensorInfo],
+    ) -> tuple[str, ...]:
+        """Store a snapshot's new small tensors in packs: per stored dtype, in name order, at
+        most ``PACK_BYTES`` each. A pack is a tensor (its delta bases: the same pack of the base
+        snapshots); each small tensor gets a record naming its slot. Fills ``infos`` (a pack's
+        bytes are shared out by raw size) and returns the new packs' digests."""
+        groups: dict[str, list[list[str]]] = {}
+        chosen: set[str] = set()
+        for name in sorted(small):
+            digest = digests[name]
+            if digest in chosen or self._maybe_record(ctx, digest) is not None:
+                continue  # stored already (by an earlier snapshot or an equal tensor here)
+            chosen.add(digest)
+            batches = groups.setdefault(dtype_name(small[name].dtype), [[]])
+            size = sum(small[n].nbytes for n in batches[-1])
+            if batches[-1] and size + small[name].nbytes > PACK_BYTES:
+                batches.append([])
+            batches[-1].append(name)
+        packs: list[str] = []
+        for sdtype, batches in groups.items():
+            for j, names in enumerate(batches):
+                arr = np.concatenate([small[n].reshape(-1) for n in names])
+                digest = tensor_digest(arr, None, self._version, pack=True)
+                candidates = []
+                for man in base_mans:
+                    theirs = [
+                        p
+                        for p in man.packs
+                        if (r := self._maybe_record(ctx, p)) is not None and r.sdtype == sdtype
+                    ]
+                    if j < len(theirs):
+                        candidates.append(theirs[j])
+                info = self._put_tensor(ctx, "", arr, None, digest, candidates, series, pack=True)
+                packs.append(digest)
+                self._put_slots(ctx, names, small, digests, info, infos)
+        for name in small:
+            if name not in infos:
+                infos[name] = self._info(name, self._record(ctx, digests[name]), 0)
+        return tuple(packs)
+
+    def _put_slots(
+        self,
+        ctx: _Ctx,
+        names: list[str],
+        small: dict[str, np.ndarray],
+        digests: dict[str, str],
+        pack: TensorInfo,
+        infos: dict[str, TensorInfo],
+    ) -> None:
+        """The records of the tensors ``names`` stored, in this order, in the pack ``pack``."""
+        raws = [small[n].nbytes for n in names]
+        stored, new = _shares(pack.stored_bytes, raws), _shares(pack.new_bytes, raws)
+        offset = 0
+        for i, name in enumerate(names):
+            arr = small[name]
+            bits = bits_view(arr)
+            planes = n_planes(arr.dtype)
+            record = TensorRecord(
+                digest=digests[name],
+                dtype=dtype_name(arr.dtype),
+                shape=tuple(int(x) for x in arr.shape),
+                scheme=None,
+                sdtype=dtype_name(arr.dtype),
+                count=int(bits.size),
+                crc=crc32(bits.data.cast("B")),
+                raw=int(arr.nbytes),
+                planes=((),) * planes,
+                plane_stored=(0,) * planes,
+                slot=Slot(pack.digest, offset),
+                version=self._version,
+            )
+            self._put_record(ctx, record)
+            offset += record.count
+            infos[name] = replace(
+                self._info(name, record, 0), stored_bytes=stored[i], new_bytes=new[i]
+            )
 
     def _put_tensor(
         self,
@@ -519,7 +660,10 @@ class Archive:
         digest: str,
         candidates: list[str],
         series: bool = True,
+        pack: bool = False,
     ) -> TensorInfo:
+        """Store one tensor (``pack``: a pack of small tensors, an array of this archive's own
+        that the cache may keep as it is)."""
         existing = self._maybe_record(ctx, digest)
         if existing is not None:
             return self._info(name, existing, new_bytes=0)
@@ -535,6 +679,7 @@ class Archive:
             count=int(bits.size),
             crc=crc32(bits.data.cast("B")),
             raw=int(arr.nbytes),
+            pack=pack,
             version=self._version,
         )
         bases = [b for b in candidates if self._compatible(ctx, b, proto)]
@@ -545,8 +690,8 @@ class Archive:
         ctx.txn.put(layout.edges_key(digest), dump_edges(edges))
         # the cache must not alias the caller's array (it may be mutated after the write);
         # the predecessor's cached copy is reused (fresh pages cost as much as the copy)
-        spare, self._spare = self._spare, None
-        if stored is arr:
+        if stored is arr and not pack:
+            spare, self._spare = self._spare, None
             if spare is not None and spare.dtype == bits.dtype and spare.size == bits.size:
                 np.copyto(spare, bits)
                 bits = spare
@@ -590,7 +735,9 @@ class Archive:
         head_bits = self._bits(ctx, head)
         scratch = work_buffer("delta", bits.nbytes).view(bits.dtype)
         data = self.delta.encode(head_bits, bits, out=scratch)  # the head, against its successor
-        exact = bits.size <= _EXACT_BELOW
+        # the delta is encoded in full (a sampled estimate first costs more than it saves:
+        # the delta is stored unless the run is full); a full run only needs its size estimate
+        exact = hrec.run < self.max_chain or bits.size <= _EXACT_BELOW
         encoded = self._encode_planes(data, hrec.nplanes, head, proto.digest) if exact else None
         size = self._size(encoded) if encoded is not None else self._estimate(data, hrec.nplanes)
         edge = {"base": head, "op": self.delta.op, "cs": size, "est": not exact}
@@ -658,7 +805,9 @@ class Archive:
     def _compatible(self, ctx: _Ctx, base: str, record: TensorRecord) -> bool:
         other = self._record(ctx, base)
         return (
-            other.sdtype == record.sdtype
+            other.slot is None
+            and other.pack == record.pack
+            and other.sdtype == record.sdtype
             and other.count == record.count
             and other.shape == record.shape
             and (other.scheme or {}).get("name") == (record.scheme or {}).get("name")
@@ -896,6 +1045,8 @@ class Archive:
                 acc = [p.copy() for p in ctx.planes[(base, k)]]
             elif cached is not None:
                 acc = BytePlanes.split(cached, record.nplanes)[:k]
+                if record.nplanes == 1:  # a view of the cached array, which the XOR below
+                    acc = [acc[0].copy()]  # must not touch
             else:
                 rec = self._record(ctx, base)
                 if rec.delta is None:
@@ -923,7 +1074,10 @@ class Archive:
         total, uint, delta = record.nplanes, record.uint, record.delta
         label = where or ctx.label(digest[:16])
         # chunk CRCs are skipped here: the tensor's own CRC covers every chunk it was built from
-        if delta is None:
+        # (a packed tensor's CRC, over a few small bytes, checks its slot in the checked pack)
+        if record.slot is not None:
+            bits = self._in_pack(ctx, record, total, label)
+        elif delta is None:
             bits = self._merge_record(ctx, record, total, label, check=False)
         elif delta.op == "xor":
             planes = self._planes(ctx, digest, total, label, check=False)
@@ -946,11 +1100,35 @@ class Archive:
                 for _, _, value, where in self._fetch(ctx, record, k, label):
                     unframe_chunk(value, where)
 
+    def _in_pack(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> np.ndarray:
+        """A packed tensor's bit patterns (a copy) from its pack, decoded once per operation:
+        all planes, or only the top ``k`` (the low bytes zero)."""
+        slot = record.slot
+        assert slot is not None
+        key = (slot.pack, k)
+        bits = ctx.packs.get(key)
+        if bits is None:
+            pack = self._record(ctx, slot.pack)
+            if not (
+                pack.pack
+                and pack.sdtype == record.sdtype
+                and slot.offset + record.count <= pack.count
+            ):
+                raise CorruptionError(f"tensor {where}: its pack record does not hold it")
+            if k == pack.nplanes:
+                bits = self._bits(ctx, slot.pack, where)
+            else:
+                bits = self._known(ctx, pack, k, where)
+            ctx.packs[key] = bits
+        return bits[slot.offset : slot.offset + record.count].copy()
+
     def _cached(self, ctx: _Ctx, digest: str) -> np.ndarray | None:
         return None if ctx.fresh else self._cache.get(digest)
 
     def _known(self, ctx: _Ctx, record: TensorRecord, k: int, where: str) -> np.ndarray:
         """Bit patterns with only the top ``k`` (< all) planes known, the low bytes zero."""
+        if record.slot is not None:
+            return self._in_pack(ctx, record, k, where)
         if record.delta is None:
             return self._merge_record(ctx, record, k, where)
         planes = self._planes(ctx, record.digest, k, where)
@@ -1168,11 +1346,14 @@ class Archive:
 
     def _verify_tensor(self, ctx: _Ctx, digest: str, where: str) -> None:
         """Decode a tensor (CRC-checked) and, when lossless, check it against its digest."""
-        record = self._record(ctx, digest)
-        bits = self._bits(ctx, digest, where)
+        self._check_digest(self._record(ctx, digest), self._bits(ctx, digest, where), where)
+
+    @staticmethod
+    def _check_digest(record: TensorRecord, bits: np.ndarray, where: str) -> None:
+        """Check a lossless tensor's decoded bit patterns against its digest."""
         if record.scheme is None:
             arr = bits.view(record.stored_dtype).reshape(record.shape)
-            if tensor_digest(arr, None, record.version) != digest:
+            if tensor_digest(arr, None, record.version, pack=record.pack) != record.digest:
                 raise CorruptionError(f"tensor {where} does not match its digest")
 
     # ------------------------------------------------------------------ maintenance
@@ -1259,10 +1440,11 @@ class Archive:
                 "base": rec.base,
                 "dtype": rec.dtype,
                 "scheme": rec.scheme,
+                "pack": rec.slot.pack if rec.slot is not None else None,
             }
         out.chunk_bytes = sum(chunk_size.values())
         out.n_chunks, out.n_tensors, out.n_snapshots = len(chunk_size), len(records), len(manifests)
-        out.unique_raw_bytes = sum(r.raw for r in records.values())
+        out.unique_raw_bytes = sum(r.raw for r in records.values() if not r.pack)
         return out
 
     def _snapshot_sizes(self, ctx: _Ctx, manifest: Manifest) -> dict[str, int]:
@@ -1272,7 +1454,7 @@ class Archive:
         depth, touched = 0, dict[str, int]()
         for record in records:
             chain = self._chain(ctx, record.digest)
-            depth = max(depth, len(chain) - 1)
+            depth = max(depth, sum(r.delta is not None for r in chain))
             touched.update((r.digest, r.stored) for r in chain)
         return {
             "raw": sum(r.raw for r in records),
@@ -1352,7 +1534,11 @@ class Archive:
             for digest, _ in list(self._scan(txn, layout.TENSORS)):
                 report.tensors += 1
                 try:
-                    self._bits(_Ctx(txn, fresh=True), digest, digest[:16])
+                    ctx = _Ctx(txn, fresh=True)
+                    bits = self._bits(ctx, digest, digest[:16])
+                    record = self._record(ctx, digest)
+                    if record.slot is not None:  # not CRC-checked on reads: check its digest
+                        self._check_digest(record, bits, digest[:16])
                 except StorageError as exc:
                     report.errors.append(str(exc))
             for sid, value in self._scan(txn, layout.SNAPSHOTS):
@@ -1367,30 +1553,20 @@ class Archive:
                         report.errors.append(f"snapshot {sid!r}: tensor {name!r} is missing")
         return report
 
-    def gc(
-        self,
-        live_snapshot_ids: Sequence[str] | None = None,
-        *,
-        grace_s: float = 0.0,
-        pending_grace_s: float = 86400.0,
-    ) -> GCResult:
+    def gc(self, live_snapshot_ids: Sequence[str] | None = None) -> GCResult:
         """Remove unreferenced tensor records and chunks in one write transaction.
 
-        If ``live_snapshot_ids`` is given, snapshots not in it are deleted first, except those
-        created less than ``grace_s`` seconds ago and pending ones (``write_snapshot(...,
-        pending=True)`` not yet :meth:`mark_committed`) younger than ``pending_grace_s``: a
-        commit in flight keeps its weights.
+        If ``live_snapshot_ids`` is given, snapshots not in it are deleted first (the caller
+        holds off commits meanwhile: provdb takes its exclusive write guard).
         """
         result = GCResult()
         self._cache.clear()
-        now = time.time()
         with self.store.begin(write=True) as txn:
             ctx = _Ctx(txn)
             if live_snapshot_ids is not None:
                 live = set(live_snapshot_ids)
-                for sid, manifest in self._all_manifests(ctx).items():
-                    age = now - manifest.created
-                    if sid in live or age < (pending_grace_s if manifest.pending else grace_s):
+                for sid in self._all_manifests(ctx):
+                    if sid in live:
                         continue
                     txn.delete(layout.snapshot_key(sid))
                     result.snapshots += 1
@@ -1433,10 +1609,13 @@ class Archive:
         (``raw + cs``)."""
         with self.store.begin() as txn:
             ctx = _Ctx(txn)
-            records = self._all_records(ctx)
+            every = self._all_records(ctx)
+            # a packed tensor is stored as (a part of) its pack: the planner sees the pack
+            records = {d: r for d, r in every.items() if r.slot is None}
             edges = {d: load_edges(d, v) for d, v in self._scan(txn, layout.EDGES)}
             groups = {
-                s: sorted(set(m.tensors.values())) for s, m in self._all_manifests(ctx).items()
+                s: sorted({self._stored_as(every, d) for d in m.tensors.values()})
+                for s, m in self._all_manifests(ctx).items()
             }
         current = {d: r.base for d, r in records.items()}
         best: dict[tuple[str, str], float] = {}
@@ -1459,6 +1638,11 @@ class Archive:
             for (u, v), cs in best.items()
         ]
         return planner.StorageGraph(sorted(records), graph_edges, groups), current
+
+    @staticmethod
+    def _stored_as(records: dict[str, TensorRecord], digest: str) -> str:
+        record = records.get(digest)
+        return record.slot.pack if record is not None and record.slot is not None else digest
 
     def replan(
         self, algorithm: str = "pas-mt", *, alpha: float = 2.0, scheme: str = "independent"

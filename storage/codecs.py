@@ -400,8 +400,6 @@ class PlaneMerger:
         self.written: set[int] = set()
         head = self.nb * ne * nplanes
         self.cols = self.out.view(np.uint8)[head:].reshape(-1, nplanes)
-        if self.cols.size:
-            self.cols[:] = 0
         if header is not None:
             stride = nplanes * (4 + ne)
             off = 32 + 4 * self.nb
@@ -435,6 +433,8 @@ class PlaneMerger:
 
     def result(self) -> np.ndarray:
         """The merged array (missing planes zero)."""
+        for p in set(range(self.nplanes)) - self.written:  # zeroed only when never fed
+            self.cols[:, self.nplanes - 1 - p] = 0
         if self.nb:
             import blosc2  # type: ignore[import-untyped]
 
@@ -557,12 +557,18 @@ _RAW, _ZSTD = 0, 1
 _PROBE = 1 << 16
 
 
-def _compressor(level: int) -> zstandard.ZstdCompressor:
-    """A per-thread, reused compression context (contexts are not thread-safe)."""
+def _compressor(level: int, hash_log: int = 0) -> zstandard.ZstdCompressor:
+    """A per-thread, reused compression context (contexts are not thread-safe); ``hash_log``
+    overrides the level's match-finder hash table size (0: the level's own)."""
     cache = _LOCAL.__dict__.setdefault("c", {})
-    ctx = cache.get(level)
+    ctx = cache.get((level, hash_log))
     if ctx is None:
-        ctx = cache[level] = zstandard.ZstdCompressor(level=level)
+        if hash_log:
+            params = zstandard.ZstdCompressionParameters.from_level(level, hash_log=hash_log)
+            ctx = zstandard.ZstdCompressor(compression_params=params)
+        else:
+            ctx = zstandard.ZstdCompressor(level=level)
+        cache[(level, hash_log)] = ctx
     return ctx
 
 
@@ -578,13 +584,16 @@ class Zstd(Codec):
     """zstd at ``level``; a chunk that compresses to ≥ ``raw_above`` of its size (checked on a
     64 KiB probe first) is stored raw: low mantissa planes barely compress, and raw chunks read
     at memcpy speed. ``plane_levels`` overrides the level per byte plane (plane 0 first; ``0``
-    stores that plane raw without trying). :data:`DEFAULT_COMPRESSOR` holds the per-plane
-    levels chosen by the level sweep in ``bench/results/storage.md``."""
+    stores that plane raw without trying); ``plane_hash_logs`` the match finder's hash table
+    size (log2; 0: the level's own) per plane. :data:`DEFAULT_COMPRESSOR` holds the per-plane
+    settings chosen by the sweeps in ``bench/results/storage.md``. Decoding needs none of them:
+    a zstd frame is self-describing."""
 
     name: ClassVar[str] = "zstd"
     level: int = 1
     raw_above: float = 0.98
     plane_levels: tuple[int, ...] = ()
+    plane_hash_logs: tuple[int, ...] = ()
 
     def level_for(self, plane: int | None) -> int | None:
         """The zstd level used for byte plane ``plane`` (``None``: not a plane); ``None`` when
@@ -602,7 +611,10 @@ class Zstd(Codec):
         level = self.level_for(plane)
         if len(view) == 0 or level is None:
             return _RAW, view
-        compressor = _compressor(level)
+        logs = self.plane_hash_logs
+        compressor = _compressor(
+            level, logs[plane] if plane is not None and plane < len(logs) else 0
+        )
         if len(view) > 2 * _PROBE:
             probe = view[:_PROBE]
             if len(compressor.compress(probe)) >= self.raw_above * len(probe):
@@ -629,8 +641,11 @@ class Zstd(Codec):
 # Level sweep on workload (a) (bench/results/storage.md): level 1 for the sign/exponent plane
 # and the next one (levels 3 and 6 gain < 1% there at 1.5-5x the encode time); the fast level
 # -1 for the two low mantissa planes (within ~0.5% of level 1's ratio at ~1.6x its encode speed
-# and ~1.5x its decode speed).
-DEFAULT_COMPRESSOR = Zstd(level=1, plane_levels=(1, 1, -1, -1))
+# and ~1.5x its decode speed). The sign/exponent plane of a materialised tensor (~40 distinct
+# byte values, few long repeats) is entropy coding, not matching: a 64-entry hash table (log 6)
+# stores it ~7% smaller and encodes ~2x, decodes ~1.9x faster than level 1's own (hash log
+# sweep, ibid.); XOR-delta planes are unaffected.
+DEFAULT_COMPRESSOR = Zstd(level=1, plane_levels=(1, 1, -1, -1), plane_hash_logs=(6,))
 
 
 _SALT = 16

@@ -5,7 +5,8 @@ key                    value
 =====================  ==========================================================================
 ``m/format``           ``{"version": n}`` (JSON): the archive format (see :mod:`storage.records`)
 ``c/<chunk digest>``   a chunk: framed, compressed bytes of one piece of one byte plane
-``t/<tensor digest>``  a :class:`~storage.records.TensorRecord`: how to rebuild one tensor
+``t/<tensor digest>``  a :class:`~storage.records.TensorRecord`: how to rebuild one tensor (a
+                       pack of small tensors, or a small tensor's slot in a pack, is one too)
 ``e/<tensor digest>``  measured candidate delta edges (storage cost per base) for the planner
 ``s/<snapshot id>``    a :class:`~storage.records.Manifest` ``{name: tensor digest}``, written last
 ``p/<series>/<seq>``   block ``seq`` (12 digits) of an append-only series: opaque bytes the caller

@@ -9,6 +9,12 @@ Stored form (archive format 2): every record is *sealed*: one tag byte ``0xA2``,
 the body (4 bytes, little endian), the body (canonical JSON). The body names its own key (a
 manifest its snapshot id, a tensor record its digest), so a value found under the wrong key is
 caught too. Format-1 records (plain JSON, no checksum) are still read.
+
+Archive format 3 adds *packs*: a snapshot's small lossless tensors of one stored dtype are
+concatenated into one pack (a tensor record with ``"pack": true``, stored, delta-encoded and
+re-encoded like any tensor) and each small tensor's record names its ``slot`` in it
+(``[pack digest, offset in bit-pattern items]``) instead of chunks of its own. Records of
+formats 1 and 2 are read unchanged.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from storage.codecs import bits_view, dtype_from_name, n_planes
 from storage.errors import CorruptionError, StorageError
 
 #: Version written into new tensor records. 1: SHA-256 tensor digests, shared (unowned) chunks
-#: keyed by SHA-256; 2: BLAKE3 tensor digests, owned chunks keyed by BLAKE3.
+#: keyed by SHA-256; 2: BLAKE3 tensor digests, owned chunks keyed by BLAKE3 (format 3's packs and
+#: slots are version-2 records with the ``pack``/``slot`` fields).
 RECORD_VERSION = 2
 
 
@@ -81,6 +88,15 @@ class Delta:
 
 
 @dataclass(frozen=True)
+class Slot:
+    """Where a packed small tensor lives: items ``[offset, offset + count)`` of the bit
+    patterns of the pack ``pack`` (a tensor digest)."""
+
+    pack: str
+    offset: int
+
+
+@dataclass(frozen=True)
 class TensorRecord:
     """How to rebuild one tensor (stored under ``t/<digest>``).
 
@@ -88,7 +104,9 @@ class TensorRecord:
     each); ``plane_stored[p]`` their stored bytes. ``crc`` is the CRC-32 of the reconstructed
     stored representation. ``run`` is this tensor's position in the current run of its
     reverse-delta series (the chain behind it is at most that long); ``fork`` marks a tensor
-    that siblings delta against (never re-encoded against a successor).
+    that siblings delta against (never re-encoded against a successor). ``pack`` marks a
+    pack (small tensors of one snapshot, concatenated); ``slot`` a tensor stored inside one (no
+    chunks of its own: ``planes`` are empty, ``plane_stored`` zero).
     """
 
     digest: str
@@ -106,6 +124,8 @@ class TensorRecord:
     plane_stored: tuple[int, ...] = ()
     run: int = 0
     fork: bool = False
+    pack: bool = False
+    slot: Slot | None = None
     version: int = RECORD_VERSION
 
     @property
@@ -115,8 +135,13 @@ class TensorRecord:
 
     @property
     def base(self) -> str | None:
-        """The delta base's digest, or ``None`` when materialised."""
+        """The delta base's digest, or ``None`` when materialised (or packed)."""
         return None if self.delta is None else self.delta.base
+
+    @property
+    def link(self) -> str | None:
+        """The record a read needs next: the delta base, or the pack of a packed tensor."""
+        return self.slot.pack if self.slot is not None else self.base
 
     def __post_init__(self) -> None:
         # derived once (functools.cached_property takes a lock per access in Python 3.11)
@@ -193,6 +218,8 @@ class TensorRecord:
             "stored": self.stored,
             **({"run": self.run} if self.run else {}),
             **({"fork": True} if self.fork else {}),
+            **({"pack": True} if self.pack else {}),
+            **({"slot": [self.slot.pack, self.slot.offset]} if self.slot else {}),
         }
 
     @classmethod
@@ -200,7 +227,7 @@ class TensorRecord:
         """Parse :meth:`to_dict` output (any format); malformed data is a CorruptionError."""
         what = f"tensor record {digest[:16]}…"
         try:
-            delta = data["delta"]
+            delta, slot = data["delta"], data.get("slot")
             planes = tuple(_strs(p) for p in data["planes"])
             if any(d.startswith(layout.CHUNKS) for p in planes for d in p):  # format 1: keys
                 planes = tuple(tuple(layout.chunk_digest_of_key(d) for d in p) for p in planes)
@@ -222,6 +249,8 @@ class TensorRecord:
                 plane_stored=_ints(data["plane_stored"]),
                 run=_int(data.get("run", 0)),
                 fork=bool(data.get("fork", False)),
+                pack=bool(data.get("pack", False)),
+                slot=None if slot is None else Slot(_str(slot[0]), _int(slot[1])),
                 version=_int(data.get("v", 1)),
             )
         except (KeyError, TypeError, AttributeError, ValueError, StorageError) as exc:
@@ -264,10 +293,12 @@ def _check_shape(record: TensorRecord, what: str) -> None:
     n = math.prod(record.shape)
     planes, step = record.nplanes, record.chunk_bytes or 1
     size = n * record.stored_dtype.itemsize
+    chunks = 0 if record.slot is not None else -(-record.plane_size // step)
     ok = (
         len(record.planes) == planes == len(record.plane_stored)
         and (record.scheme is not None or size == record.count * record.uint.itemsize)
-        and all(len(p) == -(-record.plane_size // step) for p in record.planes)
+        and all(len(p) == chunks for p in record.planes)
+        and (record.slot is None or (record.delta is None and record.scheme is None))
     )
     if not ok:
         raise CorruptionError(f"{what} is corrupt (inconsistent shape, count or chunk list)")
@@ -283,13 +314,15 @@ def load_tensor(digest: str, value: bytes | memoryview) -> TensorRecord:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A snapshot: ``tensors`` maps names to tensor digests (stored under ``s/<id>``)."""
+    """A snapshot: ``tensors`` maps names to tensor digests (stored under ``s/<id>``);
+    ``packs`` lists the packs this snapshot's write created (the delta bases of its
+    successor's packs)."""
 
     snapshot_id: str
     tensors: dict[str, str]
     bases: tuple[str, ...] = ()
     created: float = 0.0
-    pending: bool = False
+    packs: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (what :meth:`storage.Archive.manifest` returns)."""
@@ -299,8 +332,8 @@ class Manifest:
             "bases": list(self.bases),
             "created": self.created,
         }
-        if self.pending:
-            out["pending"] = True
+        if self.packs:
+            out["packs"] = list(self.packs)
         return out
 
     @classmethod
@@ -315,7 +348,7 @@ class Manifest:
                 tensors={_str(n): _str(d) for n, d in tensors.items()},
                 bases=tuple(_str(b) for b in data.get("bases", ())),
                 created=float(data.get("created", 0.0)),
-                pending=bool(data.get("pending", False)),
+                packs=_strs(data.get("packs", ())),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise CorruptionError(

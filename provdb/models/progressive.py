@@ -146,7 +146,8 @@ class ArchiveReader:
     planes of its own record plus, through an XOR delta chain, the same planes of every base
     down to the materialised root; a ``sub`` delta needs all planes of its whole chain. The
     count is cumulative and counts each chunk once (planes already read are not fetched
-    again); manifest and record metadata are not counted.
+    again); manifest and record metadata are not counted. A small tensor stored in its
+    snapshot's pack (archive format 3) costs the pack's planes, counted once per reader.
     """
 
     def __init__(self, archive: Archive, snapshot_id: str) -> None:
@@ -164,6 +165,8 @@ class ArchiveReader:
 
     def _cost(self, digest: str, planes: int, seen: set[tuple[str, int]]) -> int:
         rec = self._record(digest)
+        if rec.slot is not None:  # a small tensor stored in its snapshot's pack: read the pack
+            return self._cost(rec.slot.pack, planes, seen)
         total = rec.nplanes
         k = min(planes, total)
         delta = rec.delta

@@ -202,6 +202,22 @@ def test_plane_levels_and_raw_plane() -> None:
     assert codec_from_dict(codec.to_dict()) == codec
 
 
+def test_plane_hash_logs_round_trip_and_shrink_exponent_bytes() -> None:
+    """A small match-finder table for plane 0: exponent-like bytes (few values, no long
+    repeats) decode exactly and store no larger than with level 1's own table."""
+    rng = np.random.default_rng(0)
+    exponents = (120 + np.clip(rng.normal(0, 2, 1 << 20), -10, 10)).astype(np.uint8)
+    small, own = Zstd(plane_hash_logs=(6,)), Zstd()
+    kind, packed = small.encode(exponents, 0)
+    assert kind == 1
+    assert bytes(Zstd.decode(kind, packed, exponents.size)) == exponents.tobytes()
+    assert len(packed) <= len(own.encode(exponents, 0)[1])
+    assert small.encode(exponents, 1)[1] == own.encode(exponents, 1)[1]  # other planes as before
+    assert codec_from_dict(small.to_dict()) == small
+    old = {"name": "zstd", "configuration": {"level": 1, "raw_above": 0.98, "plane_levels": [1]}}
+    assert codec_from_dict(old) == Zstd(plane_levels=(1,))  # records written before the field
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64])
 def test_split_single_plane_reads(dtype: type) -> None:
     bits = np.random.default_rng(5).integers(0, 2**63, 1001, dtype=np.uint64).astype(dtype)

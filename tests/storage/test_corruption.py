@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from storage import Archive, CorruptionError, StorageError
+from storage.archive import FORMAT_VERSION
 from storage.records import load_manifest
 
-FIXTURE = Path(__file__).parent / "fixtures" / "format1"
+FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURE = FIXTURES / "format1"
 
 # The child reads a damaged copy of an archive at each given offset and prints one JSON line
 # per offset: "ok" (every snapshot bit-exact with the right names), "storage_error", or the
@@ -163,15 +165,15 @@ def test_value_under_the_wrong_key_is_corrupt(tmp_path: Path) -> None:
             ar.read_snapshot("a")
 
 
-def _copy_fixture(tmp_path: Path) -> Path:
+def _copy_fixture(tmp_path: Path, fixture: Path = FIXTURE) -> Path:
     dst = tmp_path / "old"
     dst.mkdir()
-    shutil.copy(FIXTURE / "data.mdb", dst / "data.mdb")
+    shutil.copy(fixture / "data.mdb", dst / "data.mdb")
     return dst
 
 
-def _check_fixture(ar: Archive) -> None:
-    expect = dict(np.load(FIXTURE / "expect.npz"))
+def _check_fixture(ar: Archive, fixture: Path = FIXTURE) -> None:
+    expect = dict(np.load(fixture / "expect.npz"))
     sids = sorted({k.split("|")[0] for k in expect})
     assert set(sids) <= set(ar.list_snapshots())
     for sid in sids:
@@ -196,7 +198,7 @@ def test_format1_archive_reads(tmp_path: Path) -> None:
 def test_format1_archive_upgrades_on_write(tmp_path: Path) -> None:
     path = _copy_fixture(tmp_path)
     with Archive.open(path) as ar:
-        assert ar.format_version == 2
+        assert ar.format_version == FORMAT_VERSION
         base = ar.read_snapshot("run/ckpt-2")
         new = {k: v.copy() for k, v in base.items()}
         new["layer.query.weight"] += np.float32(1e-3)
@@ -217,3 +219,29 @@ def test_unknown_format_is_refused(tmp_path: Path) -> None:
         ar.store.set("m/format", b'{"version": 99}')
     with pytest.raises(StorageError, match="format 99"):
         Archive.open(tmp_path / "a")
+
+
+def test_format2_archive_reads_and_takes_packed_snapshots(tmp_path: Path) -> None:
+    """An archive written by the format-2 code (commit dc8e215, before packs; made with
+    tests/storage/fixtures/make_format1.py): it reads as before, and a new snapshot whose small
+    tensors go to a pack (their bases are format-2 per-tensor records) reads bit-exact too."""
+    fixture = FIXTURES / "format2"
+    path = _copy_fixture(tmp_path, fixture)
+    with Archive.open(path, readonly=True) as ar:
+        assert ar.format_version == 2
+        _check_fixture(ar, fixture)
+        assert ar.verify().ok
+    with Archive.open(path) as ar:
+        assert ar.format_version == FORMAT_VERSION
+        base = ar.read_snapshot("run/ckpt-2")
+        new = {k: v.copy() for k, v in base.items()}
+        new["layer.bias"] += np.float32(1)
+        ar.write_snapshot("run/ckpt-3", new, bases=["run/ckpt-2"])
+        assert ar.manifest("run/ckpt-3")["packs"]
+        _check_fixture(ar, fixture)
+        ar._cache.clear()
+        got = ar.read_snapshot("run/ckpt-3")
+        assert all(got[k].tobytes() == new[k].tobytes() for k in new)
+        assert ar.verify().ok
+        ar.gc()
+        _check_fixture(ar, fixture)

@@ -56,7 +56,7 @@ def test_newest_is_materialised_and_chains_are_bounded() -> None:
 
 
 def test_family_siblings_delta_against_the_base() -> None:
-    ar = Archive(MemoryStore(), cache_bytes=0)
+    ar = Archive(MemoryStore(), cache_bytes=0, pack_below=0)  # per-tensor records
     base = _snap(0, 20_000)
     ar.write_snapshot("base", base)
     tunes = []

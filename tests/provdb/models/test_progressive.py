@@ -86,8 +86,9 @@ def test_byte_count_follows_the_delta_chain(demo_cnn) -> None:
     def expected(reader: ArchiveReader, k: int) -> tuple[int, int]:
         """Own planes of each tensor, plus the same planes of its delta base (one hop here:
         with reverse deltas the older snapshot is the delta of the newer one)."""
-        own = sum(sum(per_tensor[d]["plane_stored"][:k]) for d in reader.names.values())
-        bases = {per_tensor[d]["base"] for d in reader.names.values()} - {None}
+        stored = {per_tensor[d]["pack"] or d for d in reader.names.values()}  # small: packed
+        own = sum(sum(per_tensor[d]["plane_stored"][:k]) for d in stored)
+        bases = {per_tensor[d]["base"] for d in stored} - {None}
         chain = sum(sum(per_tensor[b]["plane_stored"][:k]) for b in bases)
         return own + chain, len(bases)
 

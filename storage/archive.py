@@ -1465,17 +1465,25 @@ class Archive:
 
     def _unique_bytes(self, ctx: _Ctx, manifests: Mapping[str, Manifest]) -> dict[str, int]:
         """Stored bytes each snapshot added that no earlier one (by creation time) shares: the
-        records it names that no earlier snapshot names, plus the delta bases behind them that
+        records it names (and the packs they sit in) that no earlier snapshot names, plus the
+        delta bases behind them that
         no snapshot names and no earlier one needs. Summed over all snapshots this is every
         needed record's bytes once (what ``gc`` keeps)."""
-        named = {d for m in manifests.values() for d in m.tensors.values()}
+
+        def own(manifest: Manifest) -> set[str]:  # its records and the packs they sit in
+            digests = set(manifest.tensors.values())
+            slots = (self._record(ctx, d).slot for d in digests)
+            return digests | {slot.pack for slot in slots if slot is not None}
+
+        owns = {sid: own(m) for sid, m in manifests.items()}
+        named = set().union(*owns.values())
         owned: set[str] = set()
         out: dict[str, int] = {}
         for sid in sorted(manifests, key=lambda s: (manifests[s].created, s)):
             total = 0
             for digest in dict.fromkeys(manifests[sid].tensors.values()):
                 for record in self._chain(ctx, digest):
-                    other = record.digest != digest and record.digest in named
+                    other = record.digest not in owns[sid] and record.digest in named
                     if other or record.digest in owned:
                         continue
                     owned.add(record.digest)

@@ -13,14 +13,14 @@ from provdb.cli import cli
 def test_dashboard_command_is_registered_and_documented() -> None:
     result = CliRunner().invoke(cli, ["dashboard", "--help"])
     assert result.exit_code == 0
-    for option in ("--hub", "--host", "--port", "read-only"):
+    for option in ("--hub", "--token", "DLV_HUB_TOKEN", "--host", "--port", "read-only"):
         assert option in result.output
 
 
-def test_hub_mode_says_it_is_not_supported() -> None:
-    result = CliRunner().invoke(cli, ["dashboard", "--hub", "http://127.0.0.1:1"])
-    assert result.exit_code == 2
-    assert "--hub is not supported yet" in result.output
+def test_hub_mode_refuses_a_url_that_is_not_http() -> None:
+    result = CliRunner().invoke(cli, ["dashboard", "--server", "ftp://hub.example"])
+    assert result.exit_code == 1
+    assert "starts with http:// or https://" in result.output
 
 
 def test_the_cli_does_not_import_dash() -> None:

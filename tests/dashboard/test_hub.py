@@ -65,6 +65,11 @@ def test_lineage_and_version_card_over_a_hub(
     assert browser.find_elements(".js-plotly-plot"), "metric curves drawn"
     shot(browser, "hub-version-card", 1600)
 
+    browser.find_element("#compare-parent").click()  # the same diff dlv diff computes
+    browser.wait_for_contains_text("#diff-counts", "0 layers added, 0 removed, 0 changed")
+    assert browser.find_elements("#weight-bars")
+    browser.wait_for_contains_text("#params-table", "lr")  # the one differing param (a callback)
+
 
 def test_without_a_token_only_public_versions_show(hub_url: str, family: HubFamily) -> None:
     rows = HubSource(hub_url).read(lambda r: r.list_versions())

@@ -125,6 +125,8 @@ def _hub_error_page(code: str, message: str, url: str) -> html.Div:
                          "or DLV_HUB_TOKEN (revoked or expired?); restart the dashboard with "
                          "a valid one, or none for public models only."),
         "rate_limited": ("Hub busy", "The hub asks for fewer requests; reload in a moment."),
+        "invalid_input": ("Invalid request", "Over a hub, a version is named by its id (or a "
+                          "prefix of 4+ hex digits), as the lineage links it."),
     }.get(code, ("Something went wrong", ""))  # fmt: skip
     return html.Div(
         [

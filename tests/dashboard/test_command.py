@@ -28,3 +28,14 @@ def test_the_cli_does_not_import_dash() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)  # fmt: skip
     assert out.stdout.strip() == "False"
+
+
+def test_hub_token_defaults_to_the_one_dlv_login_saved_for_that_url(tmp_path, monkeypatch):
+    from provdb.cli.dashboard import _saved_token
+    from provdb.hub.client import save_credentials
+
+    monkeypatch.setenv("DLV_CONFIG_DIR", str(tmp_path))
+    assert _saved_token("http://hub:5000") is None  # nothing saved
+    save_credentials("http://hub:5000/", "dlvh_saved")
+    assert _saved_token("http://hub:5000") == "dlvh_saved"
+    assert _saved_token("http://elsewhere:5000") is None  # never sent to another hub

@@ -88,7 +88,8 @@ def _closed_port() -> int:
     ("where", "page", "expect"),
     [("unreachable", "/lineage", "Hub unreachable"),
      ("hub", "/query?q=select+m", "DQL runs against a repository"),
-     ("hub", "/version/" + "0" * 32, "private namespace")],  # fmt: skip
+     ("hub", "/version/" + "0" * 32, "private namespace"),
+     ("hub", "/version/mlp", "Invalid request")],  # fmt: skip
 )
 def test_hub_pages_that_are_not_drawings(
     browser: Any, dash_url: str, where: str, page: str, expect: str
@@ -108,7 +109,7 @@ def test_hub_pages_that_are_not_drawings(
         )
         assert "Traceback" not in browser.driver.page_source
         assert not browser.find_elements("#dql-text")  # no console over a hub
-        shot(browser, f"hub-{where}-{page.split('/')[1].split('?')[0]}")
+        shot(browser, f"hub-{where}-" + expect.split()[0].lower())
     finally:
         if served:
             served.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Served
+from dashkit import Served
 from selenium.webdriver.support.ui import WebDriverWait
 from test_browser import graph, shot
 

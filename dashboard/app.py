@@ -2,7 +2,8 @@
 
 Pages (each a bookmarkable URL): ``/lineage`` (also ``/``), ``/version/<ref>``,
 ``/compare?v=<ref>&v=<ref>…``, ``/query?q=<DQL>``. Every facade failure becomes a readable page
-(:func:`dashboard.views.error_page`), never a traceback.
+(:func:`dashboard.views.error_page`), never a traceback. The pages read through a source
+(:mod:`dashboard.source`): a repository, or a hub's API (read-only: no DQL console).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import elements, styles, views
-from dashboard.source import RepoSource
+from dashboard.source import HubSource, RepoSource, Source
 from provdb.errors import ProvDBError
 
 log = logging.getLogger(__name__)
@@ -25,16 +26,21 @@ WRITING_KINDS = ("slice", "construct", "evaluate")
 
 
 def create_app(
-    repo: str | None = None, *, source: Any = None, layout: str = "preset"
+    repo: str | None = None,
+    *,
+    hub: str | None = None,
+    token: str | None = None,
+    source: Any = None,
+    layout: str = "preset",
 ) -> dash.Dash:
     """The dashboard over the repository at ``repo`` (``None``: found from the current
-    folder or ``$DLV_REPO``).
+    folder or ``$DLV_REPO``), or over the hub at ``hub`` as ``token``'s user.
 
-    ``source`` replaces the repository with any object offering :class:`RepoSource`'s
-    ``read``/``open`` (the benchmark's synthetic lineage); ``layout`` other than ``preset``
+    ``source`` replaces both with any :class:`~dashboard.source.Source` (the benchmark's
+    synthetic lineage); ``layout`` other than ``preset``
     (``dagre``, ``breadthfirst``) leaves the lineage layout to the browser, for comparison.
     """
-    source = source or RepoSource(repo)
+    source = source or (HubSource(hub, token) if hub else RepoSource(repo))
     if layout == "dagre":
         import dash_cytoscape as cyto
 
@@ -73,7 +79,7 @@ def _safe(render: Any) -> Any:
 
 
 def route(
-    source: RepoSource,
+    source: Source,
     pathname: str | None,
     search: str | None,
     layout: str = "preset",
@@ -95,7 +101,7 @@ def route(
                     className="error", id="error-page")  # fmt: skip
 
 
-def lineage(source: RepoSource, layout: str = "preset", expanded: list[str] | None = None) -> Any:
+def lineage(source: Source, layout: str = "preset", expanded: list[str] | None = None) -> Any:
     """The lineage page (or the empty-repository page)."""
 
     def read(repo: Any) -> Any:
@@ -121,7 +127,7 @@ def draw(
     return graph.elements, styles.lineage_stylesheet(small), views.lineage_legend(graph)
 
 
-def version(source: RepoSource, ref: str) -> Any:
+def version(source: Source, ref: str) -> Any:
     """The version card, with each snapshot's bytes per byte plane."""
 
     def read(repo: Any) -> Any:
@@ -131,7 +137,7 @@ def version(source: RepoSource, ref: str) -> Any:
     return views.version_page(*source.read(read))
 
 
-def compare(source: RepoSource, refs: list[str]) -> Any:
+def compare(source: Source, refs: list[str]) -> Any:
     """The compare page for two or more versions."""
     if len(refs) < 2:
         return html.Div([html.H2("Compare"),
@@ -141,8 +147,7 @@ def compare(source: RepoSource, refs: list[str]) -> Any:
                         className="error", id="error-page")  # fmt: skip
 
     def read(repo: Any) -> Any:
-        with repo.graph.session():  # one graph handle for every read
-            return [repo.describe(r) for r in refs], repo.diff(refs)
+        return [repo.describe(r) for r in refs], repo.diff(refs)
 
     descs, diff = source.read(read)
     page = views.compare_page(descs, diff)
@@ -152,16 +157,21 @@ def compare(source: RepoSource, refs: list[str]) -> Any:
     return html.Div([page, store])
 
 
-def query(source: RepoSource, q: str) -> Any:
-    """The console with ``q`` run: a select at once, a writing statement as a dry run."""
+def query(source: Source, q: str) -> Any:
+    """The console with ``q`` run: a select at once, a writing statement as a dry run (or,
+    over a hub, the page saying DQL runs against a repository)."""
+    if not getattr(source, "queries", True):
+        return views.query_unavailable(getattr(source, "url", ""))
     page = views.query_page(q)
     if q.strip():
         page.children[-1].children = run_query(source, q, commit=False)
     return page
 
 
-def run_query(source: RepoSource, q: str, *, commit: bool) -> Any:
+def run_query(source: Any, q: str, *, commit: bool) -> Any:
     """A statement's result (or its error); writes only with ``commit``."""
+    if not getattr(source, "queries", True):
+        return views.query_unavailable(getattr(source, "url", ""))
     try:
         if commit:
             with source.open(write=True) as repo:
@@ -174,7 +184,7 @@ def run_query(source: RepoSource, q: str, *, commit: bool) -> Any:
         return views.query_error(exc)
 
 
-def _register(app: dash.Dash, source: RepoSource, layout: str) -> None:
+def _register(app: dash.Dash, source: Source, layout: str) -> None:
     """The callbacks, each small."""
 
     @app.callback(Output("page", "children"), Input("url", "pathname"), Input("url", "search"),

@@ -83,6 +83,8 @@ def error_page(exc: BaseException) -> html.Div:
     """A readable page for a failure (never a traceback)."""
     code = exc.code if isinstance(exc, ProvDBError) else "internal"
     message = exc.message if isinstance(exc, ProvDBError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ProvDBError) and exc.details.get("hub"):
+        return _hub_error_page(code, message, str(exc.details["hub"]))
     no_repo = "not a dlv repository" in message
     hints = {
         "not_found": "Start the dashboard inside a repository or give --repo PATH "
@@ -111,8 +113,47 @@ def error_page(exc: BaseException) -> html.Div:
     )
 
 
+def _hub_error_page(code: str, message: str, url: str) -> html.Div:
+    """A readable page for a hub's failure (or a hub that does not answer)."""
+    title, hint = {
+        "unavailable": ("Hub unreachable", f"Check the URL given to --hub ({url}) and that the "
+                        "hub is running (`dlv serve`), then reload this page."),
+        "not_found": ("Not found", "Check the id: the lineage lists every version you may see. "
+                      "Versions in a private namespace show only with its owner's token "
+                      "(--token or DLV_HUB_TOKEN)."),
+        "unauthorized": ("Token refused", "The hub does not know the token given with --token "
+                         "or DLV_HUB_TOKEN (revoked or expired?); restart the dashboard with "
+                         "a valid one, or none for public models only."),
+        "rate_limited": ("Hub busy", "The hub asks for fewer requests; reload in a moment."),
+        "invalid_input": ("Invalid request", "Over a hub, a version is named by its id (or a "
+                          "prefix of 4+ hex digits), as the lineage links it."),
+    }.get(code, ("Something went wrong", ""))  # fmt: skip
+    return html.Div(
+        [
+            html.H2(title),
+            html.Pre(message, className="message", style={"whiteSpace": "pre-wrap"}),
+            html.P(hint, className="hint"),
+            dcc.Link("Back to the lineage", href="/lineage"),
+        ],
+        className=f"error code-{code}",
+        id="error-page",
+    )
+
+
 def empty_page(info: RepoInfo) -> html.Div:
-    """The lineage of a repository with no versions."""
+    """The lineage of a repository (or a hub) with no versions."""
+    if info.backend == "hub":
+        return html.Div(
+            [
+                html.H2("No versions yet"),
+                html.P(f"The hub at {info.root} holds no published version you may see."),
+                html.P("Publish one with `dlv publish VERSION OWNER/NAME`; a private "
+                       "namespace shows only with its owner's token (--token or "
+                       "DLV_HUB_TOKEN).", className="hint"),  # fmt: skip
+            ],
+            className="error",
+            id="empty-page",
+        )
     return html.Div(
         [
             html.H2("No versions yet"),
@@ -451,6 +492,23 @@ def query_page(q: str) -> html.Div:
             html.Div(id="dql-result"),
         ]
     )
+
+
+def query_unavailable(hub: str) -> html.Div:
+    """The console's page over a hub: DQL runs against a repository."""
+    return html.Div(
+        [
+            html.H2("DQL runs against a repository"),
+            html.P(f"This dashboard reads the hub at {hub} through its API, which serves "
+                   "published versions, not DQL statements (and never commits)."),
+            html.P("Pull the versions you want (`dlv pull OWNER/NAME`) and run `dlv dashboard` "
+                   "in that repository, or search the hub with a DQL condition: "
+                   "`dlv search --where 'm.name like \"mlp%\"'`.", className="hint"),
+            dcc.Link("Back to the lineage", href="/lineage"),
+        ],
+        className="error",
+        id="dql-unavailable",
+    )  # fmt: skip
 
 
 def query_error(exc: ProvDBError) -> html.Div:

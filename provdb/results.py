@@ -28,6 +28,11 @@ class Parent(Result):
     id: str
     op: str
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Parent:
+        """The parent from its ``to_dict()`` JSON."""
+        return cls(str(d["id"]), str(d["op"]))
+
 
 @dataclass(frozen=True)
 class RunInfo(Result):
@@ -40,6 +45,11 @@ class RunInfo(Result):
     ended_at: str
     agent: str
     command: str
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> RunInfo | None:
+        """The run from its ``to_dict()`` JSON (``None`` stays ``None``)."""
+        return None if d is None else cls(**d)
 
     @property
     def failed(self) -> bool:
@@ -70,6 +80,14 @@ class VersionRow(Result):
     author: str
     parents: list[Parent]
     run: RunInfo | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VersionRow:
+        """The row from its ``to_dict()`` JSON (what a hub's ``/api/lineage`` serves)."""
+        return cls(
+            d["id"], d["name"], d["created_at"], d["message"], d["author"],
+            [Parent.from_dict(p) for p in d["parents"]], RunInfo.from_dict(d.get("run")),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -228,6 +246,11 @@ class PlaneBytes(Result):
     raw: int
     stored: int
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlaneBytes:
+        """The plane from its ``to_dict()`` JSON."""
+        return cls(int(d["plane"]), int(d["raw"]), int(d["stored"]))
+
 
 @dataclass(frozen=True)
 class Description(Result):
@@ -258,6 +281,25 @@ class Description(Result):
         out["snapshots"] = [s.to_dict() for s in self.snapshots]
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Description:
+        """The description from its ``to_dict()`` JSON (what a hub serves); a snapshot's
+        keys other than its fields are its archive extras again."""
+        base = ("id", "iteration", "latest", "raw", "stored")
+        return cls(
+            **{k: d[k] for k in ("id", "name", "created_at", "author", "message", "framework",
+                                 "edges", "params", "network_inferred")},
+            layers=[LayerRow(**x) for x in d["layers"]],
+            metrics={k: MetricSummary(**m) for k, m in d["metrics"].items()},
+            files=[FileRow(**f) for f in d["files"]],
+            snapshots=[SnapshotRow(s["id"], s["iteration"], s["latest"], s["raw"], s["stored"],
+                                   {k: v for k, v in s.items() if k not in base})
+                       for s in d["snapshots"]],
+            parents=[Parent.from_dict(p) for p in d["parents"]],
+            children=[Parent.from_dict(p) for p in d["children"]],
+            run=RunInfo.from_dict(d.get("run")),
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class DiffRow(Result):
@@ -279,6 +321,12 @@ class Diff(Result):
     params: list[DiffRow]
     metrics: list[DiffRow]
     weights: list[DiffRow]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Diff:
+        """The diff from its ``to_dict()`` JSON (what a hub serves)."""
+        rows = {k: [DiffRow(**r) for r in d[k]] for k in ("layers", "params", "metrics", "weights")}
+        return cls(versions=d["versions"], edges=d["edges"], **rows)
 
 
 @dataclass(frozen=True)

@@ -109,13 +109,21 @@ def test_provdb_service_builds_the_dockerfile_and_serves_on_5000(
     assert provdb["depends_on"]["neo4j"]["condition"] == "service_healthy"
 
 
-def test_dashboard_runs_from_the_same_image(services: dict[str, Any]) -> None:
+def test_dashboard_runs_from_the_same_image_over_the_hub(services: dict[str, Any]) -> None:
+    from provdb.cli.dashboard import dashboard as command
+
     dashboard = services["dashboard"]
     assert dashboard["image"] == services["provdb"]["image"]
-    assert dashboard["command"][:2] == ["dlv", "dashboard"]
-    assert "http://provdb:5000" in dashboard["command"]
+    argv = dashboard["command"]
+    assert argv[:2] == ["dlv", "dashboard"]
+    assert argv[argv.index("--hub") + 1] == "http://provdb:5000"
+    options = {o for p in command.params for o in p.opts}
+    assert {a for a in argv[2:] if a.startswith("--")} <= options  # flags dlv accepts
     assert "provdb" in dashboard["depends_on"]
     assert _container_ports(dashboard)
+    env = dashboard["environment"]
+    assert "DLV_HUB_TOKEN" in env  # an optional read token, from the host's environment
+    assert not any(k.startswith(("NEO4J_", "AWS_")) for k in env)  # it reads the API only
 
 
 def test_named_volumes_are_declared(compose: dict[str, Any], services: dict[str, Any]) -> None:
@@ -131,7 +139,10 @@ def test_named_volumes_are_declared(compose: dict[str, Any], services: dict[str,
 def test_dockerfile_installs_the_project_on_python_3_11_slim() -> None:
     text = (DOCKER_DIR / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\s*$", text, re.M)
-    assert re.search(r"pip install \.", text)
+    install = re.search(r'pip install "?\.(?:\[([a-z0-9,]+)\])?"?', text)
+    assert install
+    # dlv serve needs the hub extra, --store s3:// the s3 one, dlv dashboard the dashboard one
+    assert {"hub", "s3", "dashboard"} <= set((install.group(1) or "").split(","))
     assert re.search(r'^CMD \["dlv", "serve"', text, re.M)
     for line in re.findall(r"^COPY (.+)$", text, re.M):
         *sources, _dest = line.split()

@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 
 from provdb.errors import ProvDBError
 from provdb.hub import Hub, transfer
-from provdb.server import hf
+from provdb.server import browse, hf
 
 CHUNKS_MIMETYPE = "application/x-dlv-chunks"
 log = logging.getLogger("provdb.server")
@@ -134,6 +134,7 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
 
     secured = "BearerAuth"
     app.register_blueprint(hf.bp)
+    app.register_blueprint(browse.bp)  # read-only views for the dashboard
 
     @app.get("/api/health")
     @app.doc(tags=["hub"], summary="Liveness")

@@ -3,16 +3,12 @@ session and the dashboard served from a thread, over a repository built once per
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
+from dashkit import ARTIFACTS, Served
 
 
 def _need_browser() -> None:
@@ -28,22 +24,6 @@ def _need_browser() -> None:
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-
-
-class Served:
-    """A Dash app served by werkzeug from a daemon thread (stopped with :meth:`stop`)."""
-
-    def __init__(self, app: object) -> None:
-        from werkzeug.serving import make_server
-
-        self._server = make_server("127.0.0.1", 0, app.server, threaded=True)  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=5)
 
 
 @pytest.fixture(scope="session")
@@ -87,11 +67,3 @@ def browser() -> Iterator[object]:
 def url(built, serve) -> str:  # type: ignore[no-untyped-def]
     """The dashboard over the built repository."""
     return serve(str(built.root))
-
-
-def write_config(root: Path, graph: str) -> None:
-    """A repository config pointing at ``graph`` without touching it (``init`` would)."""
-    (root / ".dlv" / "archive").mkdir(parents=True)
-    config = {"format": 1, "id": "0" * 32, "created_at": "2026-01-01T00:00:00+00:00",
-              "graph": graph, "archive": "archive"}  # fmt: skip
-    (root / ".dlv" / "config.json").write_text(json.dumps(config))

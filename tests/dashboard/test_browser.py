@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import ARTIFACTS, write_config
+from dashkit import ARTIFACTS, write_config
 from repo_builder import Q1
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,8 +31,14 @@ if TYPE_CHECKING:
 CREDENTIALS = "credentials.json"
 #: Upper bound of one upload batch (the hub's own limit may be lower).
 BATCH_BYTES = 16 << 20
-#: Chunks asked for per download request.
+#: Chunks asked for per download request (``DLV_HUB_PULL_BATCH``).
 PULL_BATCH = 32
+#: Download requests in flight at once: the hub's workers serve them in parallel while this
+#: process stores what already arrived.
+PULL_PARALLEL = 4
+#: Bytes of downloaded chunks stored per archive write transaction (``DLV_HUB_PULL_STORE_BYTES``;
+#: one commit, one fsync each; what is stored survives an interrupted pull).
+STORE_BYTES = 32 << 20
 #: Progress callback: (what, chunks done, bytes done).
 Progress = Callable[[str, int, int], None]
 
@@ -298,6 +306,66 @@ def publish(
     return result
 
 
+def _download(
+    client: HubClient,
+    repo: Repository,
+    owner: str,
+    name: str,
+    version_id: str,
+    missing: list[str],
+    result: Transfer,
+    progress: Progress | None,
+) -> None:
+    """Fetch ``missing`` in batches, :data:`PULL_PARALLEL` requests in flight (a bounded
+    window: at most twice that many batches are buffered), and store them in order in few
+    write transactions; ``put_chunks`` checks every chunk against its digest, once."""
+    size = int(os.environ.get("DLV_HUB_PULL_BATCH") or PULL_BATCH)
+    store_bytes = int(os.environ.get("DLV_HUB_PULL_STORE_BYTES") or STORE_BYTES)
+    kill_after = int(os.environ.get("_DLV_HUB_KILL_AFTER_BATCHES") or 0)  # fault injection
+    batches = iter([missing[i : i + size] for i in range(0, len(missing), size)])
+    pending: list[tuple[str, bytes]] = []
+    stores = 0
+
+    def store() -> None:
+        nonlocal pending, stores
+        with storage_errors("storing pulled chunks"):
+            repo.archive.put_chunks(pending)
+        pending, stores = [], stores + 1
+        if kill_after and stores >= kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    with ThreadPoolExecutor(PULL_PARALLEL, thread_name_prefix="dlv-pull") as pool:
+        window: deque[tuple[list[str], Future[list[tuple[str, bytes]]]]] = deque()
+
+        def submit() -> None:
+            want = next(batches, None)
+            if want is not None:
+                window.append((want, pool.submit(client.chunks, owner, name, version_id, want)))
+
+        for _ in range(2 * PULL_PARALLEL):
+            submit()
+        try:
+            while window:
+                want, future = window.popleft()
+                got = future.result()
+                submit()
+                if [d for d, _ in got] != want:
+                    raise InvalidInput("the hub answered with other chunks than asked for")
+                pending.extend(got)
+                nbytes = sum(len(data) for _, data in got)
+                result.bytes_moved += nbytes
+                result.chunks_moved += len(got)
+                if sum(len(data) for _, data in pending) >= store_bytes:
+                    store()
+                if progress:
+                    progress("download", result.chunks_moved, result.bytes_moved)
+            if pending:
+                store()
+        finally:
+            for _, future in window:
+                future.cancel()
+
+
 def pull(
     client: HubClient,
     repo: Repository,
@@ -319,17 +387,7 @@ def pull(
         missing = repo.archive.missing_chunks(digests)
     result = Transfer(f"{owner}/{name}", hub_version.id, chunks_total=len(digests))
     result.chunks_skipped = len(digests) - len(missing)
-    for start in range(0, len(missing), PULL_BATCH):
-        want = missing[start : start + PULL_BATCH]
-        got = client.chunks(owner, name, hub_version.id, want)
-        if [d for d, _ in got] != want:
-            raise InvalidInput("the hub answered with other chunks than asked for")
-        with storage_errors("storing pulled chunks"):  # each verified against its digest
-            repo.archive.put_chunks(got)
-        result.bytes_moved += sum(len(data) for _, data in got)
-        result.chunks_moved += len(got)
-        if progress:
-            progress("download", result.chunks_moved, result.bytes_moved)
+    _download(client, repo, owner, name, hub_version.id, missing, result, progress)
     source = f"{client.url}/{owner}/{name}@{hub_version.id}"
     local = ModelVersion(
         id=vs.new_version_id(),

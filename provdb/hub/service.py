@@ -55,6 +55,8 @@ DEFAULT_MAX_UPLOAD = 32 << 20
 #: Most chunk digests one have/want or download request may name.
 MAX_DIGESTS = 100_000
 MAX_PER_PAGE = 100
+#: Published versions whose chunk sets a worker keeps (a few MB of digests at most).
+VERSION_CHUNKS_CACHE = 64
 
 
 class Hub:
@@ -66,6 +68,8 @@ class Hub:
         self.accounts = Accounts(root / ACCOUNTS_DB)
         self._repo: Repository | None = None
         self._pid = os.getpid()
+        #: Per process: the chunk digests of each published version (immutable once published).
+        self._version_chunks: dict[str, frozenset[str]] = {}
 
     @classmethod
     def init(
@@ -364,13 +368,26 @@ class Hub:
         vid = self._version_id(owner, name, version_id)
         wanted = _digests(digests)
         with storage_errors("reading chunks"):
-            allowed: set[str] = set()
-            for sid in _snapshot_ids(self.repo, vid):
-                allowed.update(self.repo.archive.snapshot_chunks(sid))
+            allowed = self._chunks_of(vid)
             stray = [d for d in wanted if d not in allowed]
             if stray:
                 raise NotFound(f"chunk {stray[0]} is not part of version {vid[:12]}")
             return list(zip(wanted, self.repo.archive.get_chunks(wanted)))
+
+    def _chunks_of(self, vid: str) -> frozenset[str]:
+        """Every chunk a published version needs, computed once per process: a published
+        version's snapshots never change, and a pull asks for its chunks in many requests
+        (each would otherwise open the graph and walk every snapshot's delta chains)."""
+        found = self._version_chunks.get(vid)
+        if found is None:
+            archive = self.repo.archive
+            with self.repo.graph.session():
+                sids = _snapshot_ids(self.repo, vid)
+            found = frozenset(d for sid in sids for d in archive.snapshot_chunks(sid))
+            if len(self._version_chunks) >= VERSION_CHUNKS_CACHE:
+                self._version_chunks.pop(next(iter(self._version_chunks)))
+            self._version_chunks[vid] = found
+        return found
 
     def search(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from provdb import versioning as vs
 from provdb.entities import ModelVersion, now_iso
-from provdb.errors import CODES, InvalidInput, ProvDBError, Unavailable, storage_errors
+from provdb.errors import (
+    CODES,
+    InvalidInput,
+    ProvDBError,
+    RateLimited,
+    Unavailable,
+    storage_errors,
+)
 from provdb.hub import transfer
 
 if TYPE_CHECKING:
@@ -39,6 +47,10 @@ PULL_PARALLEL = 4
 #: Bytes of downloaded chunks stored per archive write transaction (``DLV_HUB_PULL_STORE_BYTES``;
 #: one commit, one fsync each; what is stored survives an interrupted pull).
 STORE_BYTES = 32 << 20
+#: Retries of a request the hub answered 429 with ``Retry-After`` (``DLV_HUB_RETRIES``).
+RETRIES = 3
+#: Longest ``Retry-After`` the client waits for; a longer one fails at once (exit 75).
+MAX_RETRY_WAIT = 60.0
 #: Progress callback: (what, chunks done, bytes done).
 Progress = Callable[[str, int, int], None]
 
@@ -108,10 +120,19 @@ class HubClient:
         """One request; an error response raises the hub's own error code."""
         import requests
 
-        try:
-            response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise Unavailable(f"cannot reach the hub at {self.url}: {exc}") from exc
+        retries = int(os.environ.get("DLV_HUB_RETRIES") or RETRIES)
+        for attempt in range(retries + 1):
+            try:
+                response = self.session.request(
+                    method, self.url + path, timeout=self.timeout, **kwargs
+                )
+            except requests.RequestException as exc:
+                raise Unavailable(f"cannot reach the hub at {self.url}: {exc}") from exc
+            wait = _retry_after(response) if response.status_code == 429 else None
+            if wait is None or attempt == retries or wait > MAX_RETRY_WAIT:
+                break
+            response.close()
+            time.sleep(wait)  # the hub said when: a bounded wait, then the same request
         if response.status_code >= 400:
             raise _error(response)
         return response
@@ -208,12 +229,22 @@ def download_weights(
     )
 
 
+def _retry_after(response: requests.Response) -> float | None:
+    """The seconds of a ``Retry-After: N`` header (``None`` if absent or an HTTP date)."""
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
+
+
 def _error(response: requests.Response) -> ProvDBError:
     try:
         err = response.json()["error"]
         code, message = str(err["code"]), str(err["message"])
     except (ValueError, KeyError, TypeError):
         code, message = "internal", f"hub answered {response.status_code}: {response.text[:200]}"
+    if code == "rate_limited" or response.status_code == 429:
+        return RateLimited(f"hub: {message}")
     return ProvDBError(f"hub: {message}", code=code if code in CODES else "internal")
 
 

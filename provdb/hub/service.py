@@ -34,6 +34,7 @@ from provdb.errors import (
     Locked,
     NotFound,
     ProvDBError,
+    RateLimited,
     TooLarge,
     Unauthorized,
     storage_errors,
@@ -41,6 +42,7 @@ from provdb.errors import (
 from provdb.hub import transfer
 from provdb.hub.accounts import Accounts, Principal, can_read
 from provdb.hub.names import check_digest, check_name, check_owner, check_ref, check_tags
+from provdb.hub.ratelimit import Limits, RateLimiter
 from provdb.repository import Repository
 
 if TYPE_CHECKING:
@@ -66,6 +68,8 @@ class Hub:
         self.root = root
         self.config = config
         self.accounts = Accounts(root / ACCOUNTS_DB)
+        limits = Limits.from_config(config.get("rate_limit"), os.environ.get("DLV_HUB_RATE_LIMIT"))
+        self.limiter = RateLimiter(root, limits)
         self._repo: Repository | None = None
         self._pid = os.getpid()
         #: Per process: the chunk digests of each published version (immutable once published).
@@ -148,6 +152,19 @@ class Hub:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("use `Authorization: Bearer <token>`")
         return self.accounts.authenticate(token.strip())
+
+    def limit(self, principal: Principal | None, address: str | None) -> None:
+        """Take one request from the caller's bucket (its token's, else its IP address's);
+        :class:`RateLimited` with ``retry_after`` seconds when it is empty."""
+        anonymous = principal is None
+        key = f"token:{principal.token_id}" if principal else f"ip:{address or '?'}"
+        wait = self.limiter.take(key, anonymous)
+        if wait is not None:
+            who = f"address {address}" if anonymous else "token"
+            raise RateLimited(
+                f"too many requests from this {who}; retry in {wait:.0f} s",
+                retry_after=int(wait),
+            )
 
     def whoami(self, principal: Principal | None) -> dict[str, Any]:
         """The caller (401 without a token)."""

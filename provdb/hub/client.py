@@ -180,8 +180,9 @@ class HubClient:
     ) -> list[tuple[str, bytes]]:
         """Download chunks of one version."""
         path = f"/api/models/{owner}/{name}/versions/{version_id}/chunks"
-        response = self.request("POST", path, json={"digests": digests})
-        return transfer.unframe(response.content)
+        with self.request("POST", path, json={"digests": digests}, stream=True) as response:
+            body = b"".join(response.iter_content(1 << 20))  # not requests' 10 KB reads
+        return transfer.unframe(body)
 
 
 @dataclass

@@ -15,6 +15,7 @@ serve --rate-limit`` sets): ``{"enabled", "per_second", "burst", "anonymous_per_
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
@@ -91,14 +92,15 @@ class RateLimiter:
         self.path = root / DB_FILE
         self.limits = limits
         self._db: sqlite3.Connection | None = None
+        self._pid = os.getpid()
 
     def _conn(self) -> sqlite3.Connection:
-        if self._db is None:  # opened lazily: in each gunicorn worker, after the fork
+        if self._db is None or self._pid != os.getpid():  # one per process, after the fork
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=OFF")  # buckets are soft state: losing one is fine
             db.execute(_SCHEMA)
-            self._db = db
+            self._db, self._pid = db, os.getpid()
         return self._db
 
     def take(self, key: str, anonymous: bool) -> float | None:

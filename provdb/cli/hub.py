@@ -223,11 +223,19 @@ def hub_token_list(ctx: click.Context, user: str | None, as_json: bool) -> None:
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--timeout", default=120, show_default=True, type=click.IntRange(min=1))
-def serve(path: str, host: str, port: int, workers: int, timeout: int) -> None:
+@click.option(
+    "--rate-limit",
+    metavar="off|RATE/BURST[,ANON_RATE/ANON_BURST]",
+    help="Requests per second and burst per token (and per IP address without a token); "
+    "default: hub.json's rate_limit, else 50/1000,20/400.",
+)
+def serve(
+    path: str, host: str, port: int, workers: int, timeout: int, rate_limit: str | None
+) -> None:
     """Serve the hub in PATH with gunicorn (Ctrl-C or SIGTERM stops it gracefully)."""
     from provdb.server.gunicorn import serve as run
 
-    run(path, host, port, workers, timeout)
+    run(path, host, port, workers, timeout, rate_limit=rate_limit)
 
 
 @click.command("login")

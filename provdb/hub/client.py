@@ -11,14 +11,24 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provdb import versioning as vs
 from provdb.entities import ModelVersion, now_iso
-from provdb.errors import CODES, InvalidInput, ProvDBError, Unavailable, storage_errors
+from provdb.errors import (
+    CODES,
+    InvalidInput,
+    ProvDBError,
+    RateLimited,
+    Unavailable,
+    storage_errors,
+)
 from provdb.hub import transfer
 
 if TYPE_CHECKING:
@@ -29,8 +39,18 @@ if TYPE_CHECKING:
 CREDENTIALS = "credentials.json"
 #: Upper bound of one upload batch (the hub's own limit may be lower).
 BATCH_BYTES = 16 << 20
-#: Chunks asked for per download request.
+#: Chunks asked for per download request (``DLV_HUB_PULL_BATCH``).
 PULL_BATCH = 32
+#: Download requests in flight at once: the hub's workers serve them in parallel while this
+#: process stores what already arrived.
+PULL_PARALLEL = 4
+#: Bytes of downloaded chunks stored per archive write transaction (``DLV_HUB_PULL_STORE_BYTES``;
+#: one commit, one fsync each; what is stored survives an interrupted pull).
+STORE_BYTES = 32 << 20
+#: Retries of a request the hub answered 429 with ``Retry-After`` (``DLV_HUB_RETRIES``).
+RETRIES = 3
+#: Longest ``Retry-After`` the client waits for; a longer one fails at once (exit 75).
+MAX_RETRY_WAIT = 60.0
 #: Progress callback: (what, chunks done, bytes done).
 Progress = Callable[[str, int, int], None]
 
@@ -100,10 +120,19 @@ class HubClient:
         """One request; an error response raises the hub's own error code."""
         import requests
 
-        try:
-            response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise Unavailable(f"cannot reach the hub at {self.url}: {exc}") from exc
+        retries = int(os.environ.get("DLV_HUB_RETRIES") or RETRIES)
+        for attempt in range(retries + 1):
+            try:
+                response = self.session.request(
+                    method, self.url + path, timeout=self.timeout, **kwargs
+                )
+            except requests.RequestException as exc:
+                raise Unavailable(f"cannot reach the hub at {self.url}: {exc}") from exc
+            wait = _retry_after(response) if response.status_code == 429 else None
+            if wait is None or attempt == retries or wait > MAX_RETRY_WAIT:
+                break
+            response.close()
+            time.sleep(wait)  # the hub said when: a bounded wait, then the same request
         if response.status_code >= 400:
             raise _error(response)
         return response
@@ -151,8 +180,9 @@ class HubClient:
     ) -> list[tuple[str, bytes]]:
         """Download chunks of one version."""
         path = f"/api/models/{owner}/{name}/versions/{version_id}/chunks"
-        response = self.request("POST", path, json={"digests": digests})
-        return transfer.unframe(response.content)
+        with self.request("POST", path, json={"digests": digests}, stream=True) as response:
+            body = b"".join(response.iter_content(1 << 20))  # not requests' 10 KB reads
+        return transfer.unframe(body)
 
 
 @dataclass
@@ -200,12 +230,22 @@ def download_weights(
     )
 
 
+def _retry_after(response: requests.Response) -> float | None:
+    """The seconds of a ``Retry-After: N`` header (``None`` if absent or an HTTP date)."""
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
+
+
 def _error(response: requests.Response) -> ProvDBError:
     try:
         err = response.json()["error"]
         code, message = str(err["code"]), str(err["message"])
     except (ValueError, KeyError, TypeError):
         code, message = "internal", f"hub answered {response.status_code}: {response.text[:200]}"
+    if code == "rate_limited" or response.status_code == 429:
+        return RateLimited(f"hub: {message}")
     return ProvDBError(f"hub: {message}", code=code if code in CODES else "internal")
 
 
@@ -298,6 +338,66 @@ def publish(
     return result
 
 
+def _download(
+    client: HubClient,
+    repo: Repository,
+    owner: str,
+    name: str,
+    version_id: str,
+    missing: list[str],
+    result: Transfer,
+    progress: Progress | None,
+) -> None:
+    """Fetch ``missing`` in batches, :data:`PULL_PARALLEL` requests in flight (a bounded
+    window: at most twice that many batches are buffered), and store them in order in few
+    write transactions; ``put_chunks`` checks every chunk against its digest, once."""
+    size = int(os.environ.get("DLV_HUB_PULL_BATCH") or PULL_BATCH)
+    store_bytes = int(os.environ.get("DLV_HUB_PULL_STORE_BYTES") or STORE_BYTES)
+    kill_after = int(os.environ.get("_DLV_HUB_KILL_AFTER_BATCHES") or 0)  # fault injection
+    batches = iter([missing[i : i + size] for i in range(0, len(missing), size)])
+    pending: list[tuple[str, bytes]] = []
+    stores = 0
+
+    def store() -> None:
+        nonlocal pending, stores
+        with storage_errors("storing pulled chunks"):
+            repo.archive.put_chunks(pending)
+        pending, stores = [], stores + 1
+        if kill_after and stores >= kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    with ThreadPoolExecutor(PULL_PARALLEL, thread_name_prefix="dlv-pull") as pool:
+        window: deque[tuple[list[str], Future[list[tuple[str, bytes]]]]] = deque()
+
+        def submit() -> None:
+            want = next(batches, None)
+            if want is not None:
+                window.append((want, pool.submit(client.chunks, owner, name, version_id, want)))
+
+        for _ in range(2 * PULL_PARALLEL):
+            submit()
+        try:
+            while window:
+                want, future = window.popleft()
+                got = future.result()
+                submit()
+                if [d for d, _ in got] != want:
+                    raise InvalidInput("the hub answered with other chunks than asked for")
+                pending.extend(got)
+                nbytes = sum(len(data) for _, data in got)
+                result.bytes_moved += nbytes
+                result.chunks_moved += len(got)
+                if sum(len(data) for _, data in pending) >= store_bytes:
+                    store()
+                if progress:
+                    progress("download", result.chunks_moved, result.bytes_moved)
+            if pending:
+                store()
+        finally:
+            for _, future in window:
+                future.cancel()
+
+
 def pull(
     client: HubClient,
     repo: Repository,
@@ -319,17 +419,7 @@ def pull(
         missing = repo.archive.missing_chunks(digests)
     result = Transfer(f"{owner}/{name}", hub_version.id, chunks_total=len(digests))
     result.chunks_skipped = len(digests) - len(missing)
-    for start in range(0, len(missing), PULL_BATCH):
-        want = missing[start : start + PULL_BATCH]
-        got = client.chunks(owner, name, hub_version.id, want)
-        if [d for d, _ in got] != want:
-            raise InvalidInput("the hub answered with other chunks than asked for")
-        with storage_errors("storing pulled chunks"):  # each verified against its digest
-            repo.archive.put_chunks(got)
-        result.bytes_moved += sum(len(data) for _, data in got)
-        result.chunks_moved += len(got)
-        if progress:
-            progress("download", result.chunks_moved, result.bytes_moved)
+    _download(client, repo, owner, name, hub_version.id, missing, result, progress)
     source = f"{client.url}/{owner}/{name}@{hub_version.id}"
     local = ModelVersion(
         id=vs.new_version_id(),

@@ -34,6 +34,7 @@ from provdb.errors import (
     Locked,
     NotFound,
     ProvDBError,
+    RateLimited,
     TooLarge,
     Unauthorized,
     storage_errors,
@@ -41,6 +42,7 @@ from provdb.errors import (
 from provdb.hub import transfer
 from provdb.hub.accounts import Accounts, Principal, can_read
 from provdb.hub.names import check_digest, check_name, check_owner, check_ref, check_tags
+from provdb.hub.ratelimit import Limits, RateLimiter
 from provdb.repository import Repository
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ DEFAULT_MAX_UPLOAD = 32 << 20
 #: Most chunk digests one have/want or download request may name.
 MAX_DIGESTS = 100_000
 MAX_PER_PAGE = 100
+#: Published versions whose chunk sets a worker keeps (a few MB of digests at most).
+VERSION_CHUNKS_CACHE = 64
 
 
 class Hub:
@@ -64,8 +68,12 @@ class Hub:
         self.root = root
         self.config = config
         self.accounts = Accounts(root / ACCOUNTS_DB)
+        limits = Limits.from_config(config.get("rate_limit"), os.environ.get("DLV_HUB_RATE_LIMIT"))
+        self.limiter = RateLimiter(root, limits)
         self._repo: Repository | None = None
         self._pid = os.getpid()
+        #: Per process: the chunk digests of each published version (immutable once published).
+        self._version_chunks: dict[str, frozenset[str]] = {}
 
     @classmethod
     def init(
@@ -144,6 +152,19 @@ class Hub:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("use `Authorization: Bearer <token>`")
         return self.accounts.authenticate(token.strip())
+
+    def limit(self, principal: Principal | None, address: str | None) -> None:
+        """Take one request from the caller's bucket (its token's, else its IP address's);
+        :class:`RateLimited` with ``retry_after`` seconds when it is empty."""
+        anonymous = principal is None
+        key = f"token:{principal.token_id}" if principal else f"ip:{address or '?'}"
+        wait = self.limiter.take(key, anonymous)
+        if wait is not None:
+            who = f"address {address}" if anonymous else "token"
+            raise RateLimited(
+                f"too many requests from this {who}; retry in {wait:.0f} s",
+                retry_after=int(wait),
+            )
 
     def whoami(self, principal: Principal | None) -> dict[str, Any]:
         """The caller (401 without a token)."""
@@ -364,13 +385,26 @@ class Hub:
         vid = self._version_id(owner, name, version_id)
         wanted = _digests(digests)
         with storage_errors("reading chunks"):
-            allowed: set[str] = set()
-            for sid in _snapshot_ids(self.repo, vid):
-                allowed.update(self.repo.archive.snapshot_chunks(sid))
+            allowed = self._chunks_of(vid)
             stray = [d for d in wanted if d not in allowed]
             if stray:
                 raise NotFound(f"chunk {stray[0]} is not part of version {vid[:12]}")
             return list(zip(wanted, self.repo.archive.get_chunks(wanted)))
+
+    def _chunks_of(self, vid: str) -> frozenset[str]:
+        """Every chunk a published version needs, computed once per process: a published
+        version's snapshots never change, and a pull asks for its chunks in many requests
+        (each would otherwise open the graph and walk every snapshot's delta chains)."""
+        found = self._version_chunks.get(vid)
+        if found is None:
+            archive = self.repo.archive
+            with self.repo.graph.session():
+                sids = _snapshot_ids(self.repo, vid)
+            found = frozenset(d for sid in sids for d in archive.snapshot_chunks(sid))
+            if len(self._version_chunks) >= VERSION_CHUNKS_CACHE:
+                self._version_chunks.pop(next(iter(self._version_chunks)))
+            self._version_chunks[vid] = found
+        return found
 
     def search(
         self,

@@ -41,10 +41,10 @@ RECORD_KEYS = ("id", "name", "created_at", "message", "author", "framework")
 
 
 def frame(chunks: Iterable[tuple[str, bytes]]) -> Iterator[bytes]:
-    """The framed stream of ``(digest, stored bytes)`` pairs, piece by piece."""
+    """The framed stream of ``(digest, stored bytes)`` pairs, one piece per chunk (one write,
+    one HTTP chunk each, not two)."""
     for digest, data in chunks:
-        yield digest.encode("ascii") + _LEN.pack(len(data))
-        yield data
+        yield b"".join((digest.encode("ascii"), _LEN.pack(len(data)), data))
 
 
 def unframe(body: bytes | memoryview, limit: int | None = None) -> list[tuple[str, bytes]]:

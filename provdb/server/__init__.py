@@ -21,7 +21,7 @@ from apiflask import APIFlask, HTTPError, Schema, fields, validators
 from flask import Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from provdb.errors import ProvDBError
+from provdb.errors import ProvDBError, Unauthorized
 from provdb.hub import Hub, transfer
 from provdb.server import browse, hf
 
@@ -100,7 +100,15 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
 
     @app.before_request
     def _principal() -> None:
-        g.principal = hub.authenticate(request.headers.get("Authorization"))
+        if request.endpoint == "health":  # liveness probes are never limited
+            g.principal = None
+            return
+        try:
+            g.principal = hub.authenticate(request.headers.get("Authorization"))
+        except Unauthorized:
+            hub.limit(None, request.remote_addr)  # refused tokens count against the address
+            raise
+        hub.limit(g.principal, request.remote_addr)
 
     @app.errorhandler(ProvDBError)
     def _library_error(exc: ProvDBError) -> tuple[Any, int, dict[str, str]]:
@@ -109,7 +117,10 @@ def create_app(hub_dir: str | os.PathLike[str] | None = None) -> APIFlask:
         body: dict[str, Any] = {"error": exc.to_dict()}
         if "url" in exc.details:  # HF's create_repo reads an existing repo's url on a 409
             body["url"] = exc.details["url"]
-        return body, exc.http_status, hf.error_headers(exc)
+        headers = hf.error_headers(exc)
+        if "retry_after" in exc.details:
+            headers["Retry-After"] = str(exc.details["retry_after"])
+        return body, exc.http_status, headers
 
     def _http(status: int, message: str) -> tuple[Any, int]:
         if status == 413:

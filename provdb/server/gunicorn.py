@@ -3,7 +3,7 @@
 Workers are gunicorn's ``sync`` workers: one request at a time per process, so the
 per-process archive and graph handles are never shared between threads. The app is created
 in each worker after the fork (no ``preload_app``), as LMDB requires. ``python -m
-provdb.server.gunicorn DIR --port N`` is the same as ``dlv serve``.
+provdb.server.gunicorn DIR --port N [--rate-limit R/B]`` is the same as ``dlv serve``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from provdb.hub import Hub
+from provdb.hub.ratelimit import Limits
 
 #: Request timeout (seconds): large enough for a batch of chunks on a slow link.
 DEFAULT_TIMEOUT = 120
@@ -46,9 +47,15 @@ def serve(
     workers: int = 2,
     timeout: int = DEFAULT_TIMEOUT,
     access_log: str | None = "-",
+    rate_limit: str | None = None,
 ) -> None:
-    """Run gunicorn in the foreground until it is stopped (SIGTERM/SIGINT: graceful)."""
+    """Run gunicorn in the foreground until it is stopped (SIGTERM/SIGINT: graceful).
+    ``rate_limit`` (``off`` or ``RATE/BURST[,ANON_RATE/ANON_BURST]``) overrides ``hub.json``'s
+    limits for this run (:mod:`provdb.hub.ratelimit`)."""
     hub = Hub.open(hub_dir)  # fail here, not in every worker, if the folder is not a hub
+    if rate_limit is not None:
+        Limits.from_config(hub.config.get("rate_limit"), rate_limit)  # refuse a bad value here
+        os.environ["DLV_HUB_RATE_LIMIT"] = rate_limit  # read by each worker's Hub.open
     os.environ["DLV_HUB_DIR"] = str(hub.root)
     options = {
         "bind": f"{host}:{port}",
@@ -73,8 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate-limit", default=None)
     args = parser.parse_args(argv)
-    serve(args.hub_dir, args.host, args.port, args.workers)
+    serve(args.hub_dir, args.host, args.port, args.workers, rate_limit=args.rate_limit)
 
 
 if __name__ == "__main__":

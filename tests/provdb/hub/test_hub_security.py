@@ -309,3 +309,23 @@ def test_restart_loses_nothing(hub: HubFixture, family, tmp_path: Path) -> None:
     out = out_json(dlv("pull", "alice/durable", "--json", repo=local, hub=hub, token="alice"))
     with Repository.open(local) as repo:
         assert same(repo.weights(out["local_id"]), family.tuned)
+
+
+def test_killed_pull_resumes_and_is_bit_exact(hub: HubFixture, family, tmp_path: Path) -> None:
+    env = {"DLV_HUB_URL": hub.url, "DLV_HUB_TOKEN": hub.tokens["alice"]}
+    dlv("publish", family.finetune, "alice/pull-resume", repo=family.root, hub=hub, token="alice")
+    dst = tmp_path / "dst"
+    Repository.init(dst).close()
+    small = {**env, "DLV_HUB_PULL_BATCH": "1", "DLV_HUB_PULL_STORE_BYTES": "1"}
+    killed = dlv_process(
+        "pull", "alice/pull-resume", "--json", cwd=dst,
+        env={**small, "_DLV_HUB_KILL_AFTER_BATCHES": "2"},  # SIGKILL after two stored chunks
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr
+    done = dlv_process("pull", "alice/pull-resume", "--json", cwd=dst, env=small)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["chunks"]["skipped"] == 2  # what the killed pull stored stays
+    assert out["chunks"]["received"] == out["chunks"]["total"] - 2
+    with Repository.open(dst) as repo:
+        assert same(repo.weights(out["local_id"]), family.tuned)

@@ -131,8 +131,15 @@ def lineage(
     for (a, b), op in drawn_edges.items():
         used_ops[op] = op_colour(op)
         elements.append(
-            {"data": {"id": f"{a}->{b}", "source": a, "target": b, "op": op,
-                      "colour": op_colour(op)}}  # fmt: skip
+            {
+                "data": {
+                    "id": f"{a}->{b}",
+                    "source": a,
+                    "target": b,
+                    "op": op,
+                    "colour": op_colour(op),
+                }
+            }  # fmt: skip
         )
     shown_models = {by_id[i].name for i in order}
     return LineageGraph(

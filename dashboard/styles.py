@@ -133,11 +133,19 @@ def network_stylesheet() -> list[dict[str, Any]]:
                 "width": 1.5,
             },
         },
-        {"selector": "edge.added", "style": {"line-color": "#2ca02c", "width": 3,
-                                             "target-arrow-color": "#2ca02c"}},  # fmt: skip
-        {"selector": "edge.removed", "style": {"line-color": "#d62728", "width": 3,
-                                               "line-style": "dashed",
-                                               "target-arrow-color": "#d62728"}},  # fmt: skip
+        {
+            "selector": "edge.added",
+            "style": {"line-color": "#2ca02c", "width": 3, "target-arrow-color": "#2ca02c"},
+        },  # fmt: skip
+        {
+            "selector": "edge.removed",
+            "style": {
+                "line-color": "#d62728",
+                "width": 3,
+                "line-style": "dashed",
+                "target-arrow-color": "#d62728",
+            },
+        },  # fmt: skip
     ]
 
 

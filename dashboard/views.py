@@ -88,8 +88,9 @@ def error_page(exc: BaseException) -> html.Div:
     no_repo = "not a dlv repository" in message
     hints = {
         "not_found": "Start the dashboard inside a repository or give --repo PATH "
-        "(create one with `dlv init`)." if no_repo else "Check the id or name: the lineage "
-        "lists every version.",
+        "(create one with `dlv init`)."
+        if no_repo
+        else "Check the id or name: the lineage lists every version.",
         "unavailable": "The repository's graph cannot be reached. Start Neo4j (or check the "
         "URI in .dlv/config.json), then reload this page.",
         "locked": "Another process holds the embedded graph; reload in a moment.",
@@ -147,9 +148,12 @@ def empty_page(info: RepoInfo) -> html.Div:
             [
                 html.H2("No versions yet"),
                 html.P(f"The hub at {info.root} holds no published version you may see."),
-                html.P("Publish one with `dlv publish VERSION OWNER/NAME`; a private "
-                       "namespace shows only with its owner's token (--token or "
-                       "DLV_HUB_TOKEN).", className="hint"),  # fmt: skip
+                html.P(
+                    "Publish one with `dlv publish VERSION OWNER/NAME`; a private "
+                    "namespace shows only with its owner's token (--token or "
+                    "DLV_HUB_TOKEN).",
+                    className="hint",
+                ),  # fmt: skip
             ],
             className="error",
             id="empty-page",
@@ -187,33 +191,65 @@ def lineage_page(
         [
             html.Div(
                 [
-                    dcc.Input(id="filter-name", placeholder="filter by name or glob",
-                              debounce=True, type="text",
-                              style={"width": "220px", "padding": "6px"}),  # fmt: skip
-                    dcc.Dropdown(models, id="filter-model", multi=True,
-                                 placeholder="models", style={"minWidth": "220px"}),  # fmt: skip
-                    dcc.Dropdown(OPS, id="filter-op", multi=True, placeholder="ops",
-                                 style={"minWidth": "180px"}),  # fmt: skip
-                    dcc.Dropdown(options, id="compare-pick", multi=True,
-                                 placeholder="versions to compare",
-                                 style={"minWidth": "320px"}),  # fmt: skip
+                    dcc.Input(
+                        id="filter-name",
+                        placeholder="filter by name or glob",
+                        debounce=True,
+                        type="text",
+                        style={"width": "220px", "padding": "6px"},
+                    ),  # fmt: skip
+                    dcc.Dropdown(
+                        models,
+                        id="filter-model",
+                        multi=True,
+                        placeholder="models",
+                        style={"minWidth": "220px"},
+                    ),  # fmt: skip
+                    dcc.Dropdown(
+                        OPS,
+                        id="filter-op",
+                        multi=True,
+                        placeholder="ops",
+                        style={"minWidth": "180px"},
+                    ),  # fmt: skip
+                    dcc.Dropdown(
+                        options,
+                        id="compare-pick",
+                        multi=True,
+                        placeholder="versions to compare",
+                        style={"minWidth": "320px"},
+                    ),  # fmt: skip
                     html.Button("Compare", id="compare-go"),
-                    html.Span(f"{info.versions} versions · {info.models} models · "
-                              f"{info.backend}", className="hint"),  # fmt: skip
+                    html.Span(
+                        f"{info.versions} versions · {info.models} models · {info.backend}",
+                        className="hint",
+                    ),  # fmt: skip
                 ],
                 className="controls",
             ),
             html.Div(legend_div, id="lineage-legend"),
-            html.Div("Hover a version for its summary; click to open it; click a dashed "
-                     "chain to expand it.", id="hover-summary", className="summary"),  # fmt: skip
+            html.Div(
+                "Hover a version for its summary; click to open it; click a dashed "
+                "chain to expand it.",
+                id="hover-summary",
+                className="summary",
+            ),  # fmt: skip
             cyto.Cytoscape(
                 id="lineage-graph",
                 elements=els,
-                layout={"name": layout, "fit": True, "padding": 30,
-                        **({"directed": True} if layout == "breadthfirst" else {})},
+                layout={
+                    "name": layout,
+                    "fit": True,
+                    "padding": 30,
+                    **({"directed": True} if layout == "breadthfirst" else {}),
+                },
                 stylesheet=stylesheet,
-                style={"width": "100%", "height": "72vh", "border": "1px solid #ddd",
-                       "boxSizing": "border-box"},
+                style={
+                    "width": "100%",
+                    "height": "72vh",
+                    "border": "1px solid #ddd",
+                    "boxSizing": "border-box",
+                },
                 minZoom=0.05,
                 maxZoom=3,
                 wheelSensitivity=0.3,
@@ -229,8 +265,7 @@ def lineage_legend(graph: elements.LineageGraph) -> html.Div:
     models = dict(list(graph.models.items())[:24])
     more = len(graph.models) - len(models)
     shown = f"{graph.versions} versions shown" + (
-        f", {graph.chains} chain{'s' if graph.chains > 1 else ''} collapsed" if graph.chains
-        else ""
+        f", {graph.chains} chain{'s' if graph.chains > 1 else ''} collapsed" if graph.chains else ""
     )
     return html.Div(
         [
@@ -273,8 +308,12 @@ def network_graph(gid: str, els: list[dict[str, Any]], n_layers: int) -> cyto.Cy
         elements=els,
         layout={"name": "preset", "fit": True, "padding": 20},
         stylesheet=styles.network_stylesheet(),
-        style={"width": "100%", "height": f"{height}px", "border": "1px solid #ddd",
-               "boxSizing": "border-box"},
+        style={
+            "width": "100%",
+            "height": f"{height}px",
+            "border": "1px solid #ddd",
+            "boxSizing": "border-box",
+        },
         userZoomingEnabled=True,
         minZoom=0.1,
     )
@@ -298,16 +337,27 @@ def version_page(d: Description, planes: dict[str, list[PlaneBytes]] | None = No
     parents = [html.Span([f"{p.op} of ", version_link(p.id), " "]) for p in d.parents]
     children = [html.Span([version_link(c.id), f" ({c.op}) "]) for c in d.children]
     compare = (
-        [dcc.Link("compare with parent", href=f"/compare?v={d.parents[0].id}&v={d.id}",
-                  id="compare-parent")]  # fmt: skip
+        [
+            dcc.Link(
+                "compare with parent",
+                href=f"/compare?v={d.parents[0].id}&v={d.id}",
+                id="compare-parent",
+            )
+        ]  # fmt: skip
         if d.parents
         else []
     )
     run = (
-        table(["run", d.run.id],
-              [["status", d.run.status], ["started", d.run.started_at[:19]],
-               ["ended", d.run.ended_at[:19]], ["agent", d.run.agent],
-               ["command", clip(d.run.command, 160)]])  # fmt: skip
+        table(
+            ["run", d.run.id],
+            [
+                ["status", d.run.status],
+                ["started", d.run.started_at[:19]],
+                ["ended", d.run.ended_at[:19]],
+                ["agent", d.run.agent],
+                ["command", clip(d.run.command, 160)],
+            ],
+        )  # fmt: skip
         if d.run
         else html.P("No run: a plain commit.", className="hint")
     )
@@ -479,14 +529,27 @@ def query_page(q: str) -> html.Div:
     return html.Div(
         [
             html.H2("DQL console"),
-            dcc.Textarea(id="dql-text", value=q, spellCheck=False,
-                         placeholder='select m where m.name like "alexnet%"',
-                         style={"width": "100%", "height": "120px", "fontFamily": "monospace",
-                                "fontSize": "13px"}),  # fmt: skip
+            dcc.Textarea(
+                id="dql-text",
+                value=q,
+                spellCheck=False,
+                placeholder='select m where m.name like "alexnet%"',
+                style={
+                    "width": "100%",
+                    "height": "120px",
+                    "fontFamily": "monospace",
+                    "fontSize": "13px",
+                },
+            ),  # fmt: skip
             html.Div(
-                [html.Button("Run", id="dql-run"),
-                 html.Span("select runs at once; slice, construct and evaluate show a dry run "
-                           "first and commit only when you confirm.", className="hint")],
+                [
+                    html.Button("Run", id="dql-run"),
+                    html.Span(
+                        "select runs at once; slice, construct and evaluate show a dry run "
+                        "first and commit only when you confirm.",
+                        className="hint",
+                    ),
+                ],
                 className="controls",
             ),  # fmt: skip
             html.Div(id="dql-result"),

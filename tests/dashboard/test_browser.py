@@ -235,8 +235,11 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize(
     ("case", "expect"),
-    [("missing", "No repository here"), ("empty", "No versions yet"),
-     ("neo4j", "Graph unreachable")],  # fmt: skip
+    [
+        ("missing", "No repository here"),
+        ("empty", "No versions yet"),
+        ("neo4j", "Graph unreachable"),
+    ],  # fmt: skip
 )
 def test_error_pages(browser: Any, serve: Any, tmp_path: Path, case: str, expect: str) -> None:
     root = tmp_path / "repo"

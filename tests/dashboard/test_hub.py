@@ -86,10 +86,12 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize(
     ("where", "page", "expect"),
-    [("unreachable", "/lineage", "Hub unreachable"),
-     ("hub", "/query?q=select+m", "DQL runs against a repository"),
-     ("hub", "/version/" + "0" * 32, "private namespace"),
-     ("hub", "/version/mlp", "Invalid request")],  # fmt: skip
+    [
+        ("unreachable", "/lineage", "Hub unreachable"),
+        ("hub", "/query?q=select+m", "DQL runs against a repository"),
+        ("hub", "/version/" + "0" * 32, "private namespace"),
+        ("hub", "/version/mlp", "Invalid request"),
+    ],  # fmt: skip
 )
 def test_hub_pages_that_are_not_drawings(
     browser: Any, dash_url: str, where: str, page: str, expect: str

@@ -43,7 +43,8 @@ PINS: dict[str, Any] = {
         "planned_storage_before", "rewritten", "scheme", "stats",
     ],
     "eval": ["accuracy", "loss", "n", "top1", "top5"],
-    "query": ["columns", "created", "dry_run", "kind", "rows"],  # + cypher, params: --cypher
+    # + cypher, params: --cypher; total, truncated: docs/dql.md "Paging"
+    "query": ["columns", "created", "dry_run", "kind", "rows", "total", "truncated"],
 }  # fmt: skip
 
 

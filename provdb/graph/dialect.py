@@ -21,7 +21,6 @@ NEO4J_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ModelVersion", ("created_at",)),
     ("Layer", ("name",)),
     ("Layer", ("type", "mode")),
-    ("Layer", ("type",)),  # a template without a mode: the composite index needs both
     ("Hyperparameter", ("name", "num")),
     ("Metric", ("name", "last")),
 )

@@ -76,7 +76,8 @@ LAYER_FIRST = [
     (Q1, True),
     ('select m where m["conv*"].next has POOL("AVG")', True),
     ('select m where m.id = "v5" and m["conv*"].next has POOL("AVG")', False),
-    ('select m where m.creation_time > "2016-02" and m["conv3"].next has POOL()', True),
+    ('select m where m.creation_time > "2016-02" and m["conv3"].next has POOL()', False),
+    ('select m where m.creation_time > "2016-02" and m["conv3"].next has POOL("MAX")', True),
     (
         'select m where m.creation_time > "2016-02" and m["conv3"].next has LAYER(name="pool3")',
         False,

@@ -6,7 +6,7 @@ import typing as t
 
 from dql import ast as exp
 from dql import schema as s
-from dql.cypher import DIALECTS, Binding, Generator, V, unwind_nodeset
+from dql.cypher import DIALECTS, Anchor, Binding, Generator, Seek, V, unwind_nodeset
 from dql.errors import DQLError, ParseError, ResolveError, UnsupportedError
 from dql.parser import MAX_DEPTH, parse
 from dql.patterns import Glob
@@ -172,9 +172,18 @@ class Compiler:
         first one (index seeks); tests with subqueries run once per version, after
         ``DISTINCT``. Without any anchorable conjunct the clauses are exactly the old
         ``MATCH (m:ModelVersion) WHERE ...``.
+
+        A ``has`` whose template names a layer type (Neo4j: :attr:`Generator.LAYER_FIRST`)
+        goes first and starts from the layers; the version joins after a ``WITH``::
+
+            MATCH (l0:Layer)-[:NEXT]->(n0:Layer) WHERE <tests on l0, n0>
+            WITH DISTINCT l0
+            MATCH (m)-[:HAS_LAYER]->(l0) WHERE <tests on m>
+            ...
         """
         items: list[_Item] = []
-        seek = any(self.gen.seeks_versions(c) for c in self._all_conjuncts(query, self.gen.text))
+        seeks = {self.gen.seeks_versions(c) for c in self._all_conjuncts(query, self.gen.text)}
+        seek: Seek = "point" if "point" in seeks else "range" if "range" in seeks else None
         self._filter(query, extra_vars, items, seek)
         start = f"MATCH ({V}:{s.VERSION})"
         anchors = [item.anchor for item in items if item.anchor is not None]
@@ -182,16 +191,28 @@ class Compiler:
             if not items:
                 return [start]
             return [start, "WHERE " + " AND ".join(item.text for item in items)]
-        first, *others = anchors
-        first_where = [
-            text
-            for item in items
-            if item.plain or item.anchor is first
-            for text in (item.anchor[1] if item.anchor is not None else [item.text])
-        ]
-        clauses = _match_clause(f"({V}:{s.VERSION})" + first[0][len(f"({V})") :], first_where)
-        for pattern, conditions in others:
-            clauses += _match_clause(pattern, conditions)
+        # a has that starts from its layers goes first (see Generator.LAYER_FIRST)
+        first = next((a for a in anchors if a.layer is not None), anchors[0])
+        others = [a for a in anchors if a is not first]
+        plain = [item.text for item in items if item.plain]
+        if first.layer is not None:
+            version_edge = f"({V})-[:{s.HAS_LAYER}]->"
+            clauses = _match_clause(first.pattern[len(version_edge) :], first.conditions)
+            clauses.append(f"WITH DISTINCT {first.layer}")
+            # no :ModelVersion label: only versions have HAS_LAYER (schema), and the label
+            # test would cost a db hit per layer
+            clauses += _match_clause(f"{version_edge}({first.layer})", plain)
+        else:
+            first_where = [
+                text
+                for item in items
+                if item.plain or item.anchor is first
+                for text in (item.anchor.conditions if item.anchor is not None else [item.text])
+            ]
+            pattern = f"({V}:{s.VERSION})" + first.pattern[len(f"({V})") :]
+            clauses = _match_clause(pattern, first_where)
+        for anchor in others:
+            clauses += _match_clause(anchor.pattern, anchor.conditions)
         clauses.append(f"WITH DISTINCT {V}")
         deferred = [item.text for item in items if not item.plain and item.anchor is None]
         if deferred:
@@ -217,7 +238,7 @@ class Compiler:
         query: exp.Query,
         extra_vars: set[str],
         items: list[_Item],
-        seek: bool,
+        seek: Seek,
         chain: tuple[str, ...] = (),
     ) -> None:
         """Append the filter of the select(s) ``query`` ranges over, then its own ``where``."""
@@ -254,7 +275,7 @@ class Compiler:
         return names
 
     def _source_filter(
-        self, source: exp.Source | None, items: list[_Item], seek: bool, chain: tuple[str, ...]
+        self, source: exp.Source | None, items: list[_Item], seek: Seek, chain: tuple[str, ...]
     ) -> None:
         if source is None or isinstance(source.this, exp.Var):
             return
@@ -392,8 +413,8 @@ class _Item(t.NamedTuple):
     #: Whether it only tests ``m``'s own properties (no subquery): it can sit in the first
     #: ``MATCH``'s ``WHERE`` (index seeks) rather than after ``WITH DISTINCT m``.
     plain: bool
-    #: The ``(pattern, conditions)`` of an anchored conjunct (then ``text`` is unused).
-    anchor: tuple[str, list[str]] | None = None
+    #: The pattern and conditions of an anchored conjunct (then ``text`` is unused).
+    anchor: Anchor | None = None
 
 
 def _plain(node: exp.Expression) -> bool:

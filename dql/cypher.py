@@ -44,11 +44,19 @@ class Generator:
     #: ``EXISTS {}`` test per version (see :meth:`anchor`): ``"has"`` (structural tests),
     #: ``"metric"`` and ``"param"`` (comparisons on a metric or hyper-parameter node).
     ANCHORS: t.ClassVar[frozenset[str]] = frozenset({"has", "metric", "param"})
-    #: Version properties with an index. When another conjunct seeks versions through one,
-    #: a ``has`` stays ``EXISTS {}``: the planner starts from the versions either way, and the
-    #: existential test stops at the first matching layer where ``MATCH`` enumerates them all
-    #: (measured on paper query 1: 246k db hits as ``EXISTS``, 354k anchored).
+    #: Version properties with an index. When another conjunct finds versions through one by
+    #: ``=`` or ``in`` (a *point* seek: few versions), a ``has`` stays ``EXISTS {}``: starting
+    #: from those versions is cheapest, and the existential test stops at the first matching
+    #: layer. A *range* seek (``<``, ``>=``, ``like "prefix%"``) can match most versions, so a
+    #: ``has`` whose template names a type and mode still anchors, layer first
+    #: (:attr:`LAYER_FIRST`).
     INDEXED_PROPERTIES: t.ClassVar[frozenset[str]] = frozenset({"id", "name", "created_at"})
+    #: Whether an anchored ``has`` whose template names a type and mode starts from the layers
+    #: (``MATCH (l0:Layer)-[:NEXT]->(n0:Layer) WHERE … WITH DISTINCT l0``, an index seek on
+    #: ``Layer(type, mode)``) and only then joins the versions (``MATCH (m)-[:HAS_LAYER]->(l0)``).
+    #: The ``WITH`` stops Neo4j's planner from starting at a version range seek instead: paper
+    #: query 1 at 10k versions, PROFILE 131k db hits against 234k as ``EXISTS`` (docs/dql.md).
+    LAYER_FIRST: t.ClassVar[bool] = True
     #: Whether a ``like`` with a literal prefix also gets ``STARTS WITH $prefix`` (an index
     #: range seek in Neo4j) in front of its regex.
     LIKE_PREFIX: t.ClassVar[bool] = True
@@ -75,7 +83,7 @@ class Generator:
         self.text = text
         self.params: dict[str, t.Any] = {}
         self._counters: dict[str, int] = {}
-        self._captured: list[tuple[str, list[str]]] | None = None
+        self._captured: list[Anchor] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def param(self, value: t.Any) -> str:
@@ -254,45 +262,69 @@ class Generator:
             kind = type(sample).__name__
             self.unsupported(f"Cannot compare a {col_type} column with a {kind} value", node)
 
-    def _exists(self, pattern: str, conditions: list[str]) -> str:
+    def _exists(self, pattern: str, conditions: list[str], layer: str | None = None) -> str:
         if self._captured is not None:  # anchor(): hand back the parts instead
-            self._captured.append((pattern, conditions))
+            self._captured.append(Anchor(pattern, conditions, layer))
             return ""
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         return f"EXISTS {{ MATCH {pattern}{where} }}"
 
     # -- anchors: a conjunct that starts the match -----------------------------------------
-    def seeks_versions(self, node: exp.Expression) -> bool:
-        """Whether a top-level conjunct lets the planner find versions by an index seek."""
+    def seeks_versions(self, node: exp.Expression) -> Seek:
+        """How a top-level conjunct lets the planner find versions by an index.
+
+        ``"point"``: ``=`` or ``in`` on an indexed property (few versions); ``"range"``: a
+        comparison or a ``like`` with a literal prefix (possibly most versions); ``None``:
+        no index seek.
+        """
         if not isinstance(node, exp.Compare | exp.In | exp.Like):
-            return False
+            return None
         if not isinstance(node.this, exp.Attribute):
-            return False
+            return None
         if s.VERSION_ATTRIBUTES[node.this.args["name"]][0] not in self.INDEXED_PROPERTIES:
-            return False
+            return None
         if isinstance(node, exp.Compare):
-            return node.args["op"] not in ("!=", "<>")
+            op = node.args["op"]
+            return None if op in ("!=", "<>") else "point" if op == "=" else "range"
         if isinstance(node, exp.Like):
             escape = node.args.get("escape")
             prefix = like_prefix(node.args["pattern"].this, escape.this if escape else "\\")
-            return self.LIKE_PREFIX and bool(prefix) and not node.args.get("insensitive")
-        return True
+            usable = self.LIKE_PREFIX and bool(prefix) and not node.args.get("insensitive")
+            return "range" if usable else None
+        return "point"
 
-    def anchorable(self, node: exp.Expression, seek: bool = False) -> bool:
+    def anchorable(self, node: exp.Expression, seek: Seek = None) -> bool:
         """Whether a top-level ``where`` conjunct can be printed by :meth:`anchor`.
 
         Args:
             node: the conjunct.
-            seek: whether another conjunct seeks versions by an index (:meth:`seeks_versions`).
+            seek: the strongest index seek on versions among the other conjuncts
+                (:meth:`seeks_versions`): a ``has`` does not anchor next to a point seek, and
+                next to a range seek only when it can start from the layers (:meth:`layer_first`).
         """
         if isinstance(node, exp.Has):
-            return "has" in self.ANCHORS and not seek
+            if "has" not in self.ANCHORS or seek == "point":
+                return False
+            return seek is None or self.layer_first(node)
         if isinstance(node, exp.Compare | exp.In | exp.Like):
             kind = {exp.Metric: "metric", exp.Param: "param"}.get(type(node.this))
             return kind in self.ANCHORS
         return False
 
-    def anchor(self, node: exp.Expression) -> tuple[str, list[str]]:
+    def layer_first(self, node: exp.Has) -> bool:
+        """Whether an anchored ``has`` starts from its layers: its template names a type and
+        a mode, so the layer it tests is an index seek on ``Layer(type, mode)``.
+
+        Not for a type alone: a ``Layer(type)`` index would serve it, but with that index
+        Neo4j planned the ``EXISTS`` form (kept next to point seeks and under ``or``/``not``)
+        as a hash join over every layer of the type per version: paper query 1's old form
+        took 14.7 s and 33M db hits at 1k versions. So there is no such index, and a
+        type-only template keeps the old forms.
+        """
+        spec = layer_spec(node.args["template"], self.text)
+        return self.LAYER_FIRST and spec.type is not None and spec.mode is not None
+
+    def anchor(self, node: exp.Expression) -> Anchor:
         """The pattern and conditions of an anchorable conjunct, for a ``MATCH`` clause.
 
         The same pattern and conditions its ``EXISTS {}`` test would use: ``MATCH`` on it
@@ -303,10 +335,10 @@ class Generator:
         self._captured = []
         try:
             self.cypher(node)
-            ((pattern, conditions),) = self._captured
+            (found,) = self._captured
         finally:
             self._captured = None
-        return pattern, conditions
+        return found
 
     # -- structure: selectors, hops, has ---------------------------------------------------
     def has_cypher(self, node: exp.Has) -> str:
@@ -316,7 +348,8 @@ class Generator:
         conditions = [self.regex_match(f"{layer}.name", Glob(selector.args["pattern"]).regex)]
         hop_pattern, last = self._hops(layer, hops)
         conditions += self.template_conditions(last, node.args["template"])
-        return self._exists(pattern + hop_pattern, conditions)
+        first = layer if self._captured is not None and self.layer_first(node) else None
+        return self._exists(pattern + hop_pattern, conditions, first)
 
     def _hops(self, start: str, hops: list[str]) -> tuple[str, str]:
         pattern, last = "", start
@@ -429,6 +462,23 @@ class LadybugGenerator(Generator):
             clauses.append(f"WITH {', '.join(carry)}, collect({b}.name) AS {binding.column}")
             carry.append(binding.column)
         return clauses, list(binding.column for binding in bindings)
+
+
+#: How a conjunct seeks versions by an index (:meth:`Generator.seeks_versions`).
+Seek = t.Literal["point", "range"] | None
+
+
+class Anchor(t.NamedTuple):
+    """An anchored conjunct: its ``MATCH`` pattern (from ``(m)``) and conditions.
+
+    ``layer`` is set for a ``has`` that starts from its layers (:meth:`Generator.layer_first`):
+    the variable of the layer ``HAS_LAYER`` reaches (``l0``); everything in ``pattern`` after
+    ``(m)-[:HAS_LAYER]->`` is then a pattern of layers alone.
+    """
+
+    pattern: str
+    conditions: list[str]
+    layer: str | None = None
 
 
 class Binding(t.NamedTuple):

@@ -406,12 +406,13 @@ class Repository:
         seg = self.segment(self.roots(version.id), [version.id])
         return export(seg, version.id, fmt)
 
-    def query(self, text: str, *, dry_run: bool = False) -> QueryResult:
+    def query(self, text: str, *, dry_run: bool = False, limit: int | None = None) -> QueryResult:
         """Compile and run one DQL statement (``select``, ``slice``, ``construct``,
-        ``evaluate``); ``dry_run`` commits nothing."""
+        ``evaluate``); ``dry_run`` commits nothing; ``limit``: a select returns its first
+        ``limit`` rows only (``result.total`` counts them all)."""
         from provdb.query import execute
 
-        return execute(self, text, dry_run=dry_run)
+        return execute(self, text, dry_run=dry_run, limit=limit)
 
     def save_query(self, name: str, text: str) -> None:
         """Save a DQL statement under ``name`` (after checking that it compiles)."""

@@ -7,7 +7,9 @@ Register it on the ``dlv`` group with::
 
 ``dlv query "TEXT"`` runs one statement and prints the result as a table (``--json`` for
 scripts, ``--cypher`` to show the generated Cypher, ``--dry-run`` to commit nothing,
-``--save NAME`` to save the statement under NAME without running it). With no TEXT it starts a
+``--save NAME`` to save the statement under NAME without running it). A select shows its first
+:data:`PAGE` rows and the total (``--limit N`` for another page size, ``--all`` for every row;
+``--json`` adds ``total`` and ``truncated``). With no TEXT it starts a
 console: statements may span lines and end with ``;`` or a blank line; ``\\cypher`` toggles
 printing the Cypher, ``\\dry`` toggles dry runs, ``\\saved`` lists saved queries, ``\\save NAME``
 saves the last statement, ``\\q`` quits. History lives in ``.dlv/query_history``.
@@ -36,6 +38,8 @@ from provdb.query import QueryResult, compile_query
 from provdb.repository import Repository
 
 HISTORY_FILE = "query_history"
+#: Rows of a select that ``dlv query`` shows unless told otherwise (``--limit``, ``--all``).
+PAGE = 50
 PROMPT = "dql> "
 CONTINUATION = "...> "
 #: Console width when the output is a pipe or a file.
@@ -53,6 +57,12 @@ HELP = (
 @click.option("--dry-run", is_flag=True, help="Show what would be created; commit nothing.")
 @click.option("--cypher", "show_cypher", is_flag=True, help="Also print the generated Cypher.")
 @click.option("--save", "save_as", metavar="NAME", help="Save TEXT as query NAME (no run).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help=f"Show the first N rows of a select (default {PAGE}); the total is always counted.",
+)
+@click.option("--all", "all_rows", is_flag=True, help="Show every row of a select.")
 @click.pass_context
 def query(
     ctx: click.Context,
@@ -61,6 +71,8 @@ def query(
     dry_run: bool,
     show_cypher: bool,
     save_as: str | None,
+    limit: int | None,
+    all_rows: bool,
 ) -> None:
     """Run a DQL statement (select, slice, construct, evaluate); no TEXT: a console.
 
@@ -69,6 +81,9 @@ def query(
     dlv query 'slice m2 from m1 where ... mutate m2.input = m1["conv1"] and ...' --dry-run
     dlv query 'construct ...' --save query3        # then: evaluate m from "query3" ...
     """
+    if all_rows and limit is not None:
+        raise click.UsageError("--limit and --all exclude each other")
+    page = None if all_rows else (limit or PAGE)
     repo = open_repo(ctx)
     if save_as is not None:
         if text is None:
@@ -77,13 +92,13 @@ def query(
         _emit_saved(save_as, as_json)
         return
     if text is None:
-        QueryConsole(repo, show_cypher=show_cypher, dry_run=dry_run).loop()
+        QueryConsole(repo, show_cypher=show_cypher, dry_run=dry_run, limit=page).loop()
         return
     if as_json:
-        _run_json(repo, text, dry_run, show_cypher, ctx)
+        _run_json(repo, text, dry_run, show_cypher, ctx, page)
         return
     view = View(_console(), show_cypher)
-    view.result(repo.query(text, dry_run=dry_run))
+    view.result(repo.query(text, dry_run=dry_run, limit=page))
 
 
 def _console() -> Console:
@@ -99,11 +114,16 @@ def _emit_saved(name: str, as_json: bool) -> None:
 
 
 def _run_json(
-    repo: Repository, text: str, dry_run: bool, show_cypher: bool, ctx: click.Context
+    repo: Repository,
+    text: str,
+    dry_run: bool,
+    show_cypher: bool,
+    ctx: click.Context,
+    limit: int | None,
 ) -> None:
     """``--json``: the result, or ``{"error": …}`` and the error code's exit status."""
     try:
-        result = repo.query(text, dry_run=dry_run)
+        result = repo.query(text, dry_run=dry_run, limit=limit)
     except ProvDBError as exc:
         echo_json({"error": exc.to_dict()})
         ctx.exit(exc.exit_status)
@@ -182,6 +202,8 @@ def _cell(column: str, value: Any) -> str:
 def _summary(result: QueryResult) -> str:
     rows = f"{len(result.rows)} row{'s' if len(result.rows) != 1 else ''}"
     if result.kind == "select":
+        if result.truncated:
+            return f"{len(result.rows)} of {result.total:,} rows (--limit N or --all for more)"
         return rows
     verb = "would create" if result.dry_run else "created"
     names = ", ".join(c.name for c in result.created)
@@ -208,9 +230,11 @@ class QueryConsole:
         dry_run: bool = False,
         read_line: Callable[[str], str] = _read_line,
         console: Console | None = None,
+        limit: int | None = PAGE,
     ) -> None:
         self.repo = repo
         self.dry_run = dry_run
+        self.limit = limit
         self.read_line = read_line
         self.view = View(console or _console(), show_cypher)
         self.last: str | None = None
@@ -286,7 +310,8 @@ class QueryConsole:
         try:
             if self.view.show_cypher:
                 self.view.cypher(*_cypher_of(compile_query(self.repo, text)))
-            self.view.result(self.repo.query(text, dry_run=self.dry_run), cypher=False)
+            result = self.repo.query(text, dry_run=self.dry_run, limit=self.limit)
+            self.view.result(result, cypher=False)
         except ProvDBError as exc:
             self.view.error(exc)
 

@@ -199,6 +199,23 @@ class GraphStore(GraphReads, ProvenanceReads, ABC):
     def close(self) -> None:
         """Release connections and handles."""
 
+    def run_read_page(
+        self,
+        cypher: str,
+        params: Mapping[str, Any] | None,
+        columns: Sequence[str],
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The first ``limit`` rows (all when None) of a read, and how many rows it has in all.
+
+        ``cypher`` must end in a ``RETURN`` of exactly ``columns`` (optionally with ``ORDER BY``
+        / ``LIMIT``), returning plain values (no nodes). This default runs the query and cuts
+        the rows here, which costs nothing for an in-process database; a server backend
+        overrides it to count on the server and send only the page.
+        """
+        rows = self.run_read(cypher, params)
+        return (rows if limit is None else rows[:limit]), len(rows)
+
     # -- shared API -------------------------------------------------------------------------
 
     def __enter__(self) -> GraphStore:

@@ -101,9 +101,52 @@ class Neo4jStore(GraphStore):
         )
         return [_plain_row(r) for r in result.records]
 
+    def run_read_page(
+        self,
+        cypher: str,
+        params: Mapping[str, Any] | None,
+        columns: Sequence[str],
+        limit: int | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The page and the total in one round trip and one record.
+
+        The query runs as a subquery whose rows the server collects into one list: ``total``
+        is its size and only the page travels. One record instead of one per row matters
+        more than it seems: the Python driver spends 20-40 µs decoding each record, so 3,584
+        rows as records cost ~90 ms of client CPU and as one list ~3 ms (docs/dql.md).
+        """
+        wrapped, args = page_query(cypher, params, columns, limit)
+        result = self._call(
+            self._driver.execute_query,
+            Query(wrapped, timeout=self.timeout),  # type: ignore[arg-type]
+            args,
+            database_=self.database,
+            routing_=RoutingControl.READ,
+        )
+        # the values are plain already (see the contract): no _plain_row walk over the rows
+        (record,) = result.records
+        page = [dict(zip(columns, values)) for values in record["page"]]
+        return page, int(record["total"])
+
     def close(self) -> None:
         # docstring inherited
         self._driver.close()
+
+
+def page_query(
+    cypher: str, params: Mapping[str, Any] | None, columns: Sequence[str], limit: int | None
+) -> tuple[str, dict[str, Any]]:
+    """The statement :meth:`Neo4jStore.run_read_page` runs, and its parameters."""
+    names = ", ".join(f"`{c}`" for c in columns)
+    page = "rows" if limit is None else "rows[0..$provdb_page]"
+    wrapped = (
+        f"CALL () {{\n{cypher}\n}}\nWITH collect([{names}]) AS rows\n"
+        f"RETURN size(rows) AS total, {page} AS page"
+    )
+    args = dict(params or {})
+    if limit is not None:
+        args["provdb_page"] = max(0, int(limit))
+    return wrapped, args
 
 
 def _translate(exc: Neo4jError) -> ProvDBError:

@@ -36,7 +36,7 @@ from provdb.errors import from_dql
 from provdb.query.derive import derive as _derive
 from provdb.query.evaluate import evaluate as _evaluate
 from provdb.query.evaluate import load_config
-from provdb.query.results import CreatedVersion, QueryResult, run_rows
+from provdb.query.results import CreatedVersion, QueryResult
 from provdb.query.saved import compile_query, save_query, saved_queries
 
 if TYPE_CHECKING:
@@ -46,13 +46,18 @@ if TYPE_CHECKING:
 # -- execution ---------------------------------------------------------------------------------
 
 
-def execute(repo: Repository, text: str, *, dry_run: bool = False) -> QueryResult:
+def execute(
+    repo: Repository, text: str, *, dry_run: bool = False, limit: int | None = None
+) -> QueryResult:
     """Compile and run one DQL statement against ``repo``.
 
     Args:
         repo: an open repository.
         text: the DQL statement.
         dry_run: commit nothing; report what would be created.
+        limit: select only: return at most this many rows (the first page, in the query's
+            order, or by creation time and id); ``QueryResult.total`` still counts them all.
+            None: every row. Slice, construct and evaluate always process every version.
 
     Raises:
         QuerySyntaxError: the text is not DQL, a saved query is unknown, or a rewrite does not fit
@@ -62,7 +67,7 @@ def execute(repo: Repository, text: str, *, dry_run: bool = False) -> QueryResul
     compiled = compile_query(repo, text)
     try:
         if compiled.kind == "select":
-            return _select(repo, compiled, dry_run)
+            return _select(repo, compiled, dry_run, limit)
         if compiled.kind in ("slice", "construct"):
             return _derive(repo, compiled, dry_run)
         return _evaluate(repo, compiled, dry_run)
@@ -70,8 +75,16 @@ def execute(repo: Repository, text: str, *, dry_run: bool = False) -> QueryResul
         raise from_dql(exc) from exc
 
 
-def _select(repo: Repository, compiled: dql.CompiledQuery, dry_run: bool) -> QueryResult:
-    rows = run_rows(repo, compiled)
+def _select(
+    repo: Repository, compiled: dql.CompiledQuery, dry_run: bool, limit: int | None
+) -> QueryResult:
+    """One round trip: the first ``limit`` rows and the total (:meth:`run_read_page`).
+
+    Without an ``order by`` of its own the query is sorted by creation time and id in Cypher,
+    so every page is the start of the same order on both backends.
+    """
+    cypher = compiled.cypher if compiled.ordered else compiled.cypher + "\n" + DEFAULT_ORDER
+    rows, total = repo.graph.run_read_page(cypher, compiled.params, compiled.columns, limit)
     return QueryResult(
         "select",
         list(compiled.columns),
@@ -81,7 +94,12 @@ def _select(repo: Repository, compiled: dql.CompiledQuery, dry_run: bool) -> Que
         compiled.params,
         dry_run,
         compiled,
+        total=total,
     )
+
+
+#: The order of a select without ``order by`` (the columns every select returns).
+DEFAULT_ORDER = "ORDER BY created_at, id"
 
 
 __all__ = [

@@ -66,6 +66,8 @@ class QueryResult:
         cypher: the Cypher that ran (evaluate: its source's), ``params`` its parameters.
         dry_run: whether nothing was committed.
         compiled: the compiled query.
+        total: how many rows the query has in all (more than ``len(rows)`` when a select
+            was asked for its first page only); None means ``len(rows)``.
     """
 
     kind: str
@@ -76,6 +78,16 @@ class QueryResult:
     params: dict[str, Any]
     dry_run: bool
     compiled: dql.CompiledQuery
+    total: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.total is None:
+            self.total = len(self.rows)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether ``rows`` is only the first page of the result."""
+        return (self.total or 0) > len(self.rows)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (``dlv query --json``)."""
@@ -84,6 +96,8 @@ class QueryResult:
             "dry_run": self.dry_run,
             "columns": self.columns,
             "rows": self.rows,
+            "total": self.total,
+            "truncated": self.truncated,
             "created": [c.to_dict() for c in self.created],
             "cypher": self.cypher,
             "params": self.params,

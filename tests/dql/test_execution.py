@@ -56,7 +56,42 @@ SELECTS = [
     ('select m where m.name like "alexnet!_%" escape "!"', {"v1", "v2", "v3", "v6"}),
     ('select m where m.name not like "alexnet%"', {"v8"}),
     ('select m where m.params.optimizer like "s%" and m.id in ["v1", "v2"]', {"v1", "v2"}),
+    # Neo4j: next to a point seek a has stays EXISTS; next to a range seek (or alone) a has
+    # with a typed template starts from the layers (WITH DISTINCT l0), then joins m.
+    ('select m where m.id = "v5" and m["conv*"].next has POOL("AVG")', {"v5"}),
+    ('select m where m.id in ["v1", "v5", "v6"] and m["conv*"].next has POOL("AVG")', {"v5", "v6"}),
+    (
+        'select m where m.creation_time >= "2016-04" and m["conv[1,2]"].next has POOL("MAX")',
+        {"v5", "v7", "v8"},
+    ),
+    (
+        'select m where m.name like "alexnet%" and m["conv*"].next has POOL("MAX")',
+        {"v1", "v2", "v3", "v4", "v5", "v6", "v7"},
+    ),
+    ('select m where m.creation_time > "2016-02" and m["conv3"].next has POOL()', {"v4", "v6"}),
 ]
+
+#: DQL → whether the Neo4j Cypher starts from the layers (ladybug never does).
+LAYER_FIRST = [
+    (Q1, True),
+    ('select m where m["conv*"].next has POOL("AVG")', True),
+    ('select m where m.id = "v5" and m["conv*"].next has POOL("AVG")', False),
+    ('select m where m.creation_time > "2016-02" and m["conv3"].next has POOL()', False),
+    ('select m where m.creation_time > "2016-02" and m["conv3"].next has POOL("MAX")', True),
+    (
+        'select m where m.creation_time > "2016-02" and m["conv3"].next has LAYER(name="pool3")',
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "layer_first"), LAYER_FIRST)
+def test_layer_first_form(text: str, layer_first: bool) -> None:
+    neo4j = dql.compile(text, dialect="neo4j").cypher
+    assert neo4j.startswith("MATCH (l0:Layer)") == layer_first
+    assert ("WITH DISTINCT l0" in neo4j) == layer_first
+    assert ("EXISTS" in neo4j) == (not layer_first)
+    assert "WITH DISTINCT l0" not in dql.compile(text, dialect="ladybug").cypher
 
 
 def check_selects(

@@ -51,7 +51,8 @@ PINS: dict[str, Any] = {
         "archive_bytes_after", "archive_bytes_before", "bytes", "chunks", "graph_bytes_after",
         "graph_bytes_before", "snapshots", "tensors",
     ],
-    "query": ["columns", "created", "dry_run", "kind", "rows"],  # + cypher, params: --cypher
+    # + cypher, params: --cypher; total, truncated: docs/dql.md "Paging"
+    "query": ["columns", "created", "dry_run", "kind", "rows", "total", "truncated"],
 }  # fmt: skip
 
 

@@ -313,7 +313,8 @@ def test_dlv_query(repo_dir: Path) -> None:
     assert len(data["rows"]) == 5
     assert set(data["rows"][0]) == {"id", "name", "created_at", "author"}
     shown = dlv(repo_dir, Q3, "--dry-run", "--cypher").output
-    assert "MATCH (m:ModelVersion)" in shown
+    assert "MATCH (" in shown
+    assert "HAS_LAYER" in shown
     assert "would create 1 version(s)" in shown
     assert "alexnet-avgv1-a-construct" in shown
     with Repository.open(repo_dir) as repo:
@@ -327,6 +328,56 @@ def test_dlv_query(repo_dir: Path) -> None:
     error = json.loads(dlv(repo_dir, "select m where", "--json", code=1).output)["error"]
     assert error["code"] == "syntax_error"
     assert error["line"] == 1
+
+
+def test_select_pages_count_every_row(repo: Repository) -> None:
+    everything = execute(repo, Q1)
+    assert (everything.total, everything.truncated) == (5, False)
+    # without order by: the first page of the creation-time-then-id order, on both backends
+    assert [r["id"] for r in everything.rows] == [
+        r["id"] for r in sorted(everything.rows, key=lambda r: (r["created_at"], r["id"]))
+    ]
+    page = execute(repo, Q1, limit=2)
+    assert (len(page.rows), page.total, page.truncated) == (2, 5, True)
+    assert page.rows == everything.rows[:2]
+    assert page.to_dict()["total"] == 5
+    assert page.to_dict()["truncated"] is True
+    ordered = 'select m where m.name like "alexnet%" order by m.creation_time desc limit 5'
+    top = execute(repo, ordered, limit=3)
+    full = execute(repo, ordered)
+    assert (len(top.rows), top.total, len(full.rows), full.total) == (3, 5, 5, 5)
+    assert top.rows == full.rows[:3]
+    assert [r["created_at"] for r in full.rows] == sorted(
+        (r["created_at"] for r in full.rows), reverse=True
+    )
+    none = execute(repo, 'select m where m.name = "nothing"', limit=3)
+    assert (none.rows, none.total, none.truncated) == ([], 0, False)
+
+
+def test_dlv_query_pages(repo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import provdb.cli.query as cli_query
+
+    text = 'select m where m.name like "alexnet%"'  # 8 of the 9 versions
+    every = json.loads(dlv(repo_dir, text, "--json", "--all").output)
+    assert (len(every["rows"]), every["total"], every["truncated"]) == (8, 8, False)
+    first = json.loads(dlv(repo_dir, text, "--json", "--limit", "3").output)
+    assert (first["total"], first["truncated"]) == (8, True)
+    assert first["rows"] == every["rows"][:3]
+    assert set(first) >= {"columns", "rows", "total", "truncated"}
+
+    out = dlv(repo_dir, text, "--limit", "3").output
+    assert "3 of 8 rows" in out
+    assert "--all" in out
+    assert sum(row["name"] in out for row in every["rows"]) == 3
+    assert "8 rows" in dlv(repo_dir, text, "--all").output
+
+    monkeypatch.setattr(cli_query, "PAGE", 2)  # the default page, without flags
+    out = dlv(repo_dir, text).output
+    assert "2 of 8 rows" in out
+    default = json.loads(dlv(repo_dir, text, "--json").output)
+    assert (len(default["rows"]), default["total"], default["truncated"]) == (2, 8, True)
+    assert "exclude each other" in dlv(repo_dir, text, "--all", "--limit", "2", code=2).output
+    dlv(repo_dir, text, "--limit", "0", code=2)
 
 
 def test_dlv_query_console(repo_dir: Path) -> None:

@@ -32,6 +32,7 @@ from storage.errors import StorageError
 #: The components ``weed mini`` serves, each with an HTTP port (and gRPC on port + 10000).
 _COMPONENTS = ("master", "volume", "filer", "s3", "admin")
 READY_TIMEOUT_S = 60.0
+_READY_BUCKET = "dlv-ready"  # the readiness probe's own bucket
 
 
 def weed_binary() -> str | None:
@@ -147,7 +148,7 @@ class SeaweedServer:
             if self._proc is not None and self._proc.poll() is not None:
                 raise _Exited
             try:
-                client.list_buckets()
+                self._round_trip(client)
                 return
             except Exception:  # noqa: BLE001 - not up yet
                 if time.monotonic() > deadline:
@@ -158,6 +159,25 @@ class SeaweedServer:
                         code="unavailable",
                     ) from None
                 time.sleep(0.2)
+
+    @staticmethod
+    def _round_trip(client: Any) -> None:
+        """Write and read back an object big enough to live on a volume server, and read one
+        object of every bucket: the S3 gateway lists buckets (and answers reads with
+        InternalError) before the volume servers behind it serve data, notably right after a
+        restart."""
+        try:
+            client.create_bucket(Bucket=_READY_BUCKET)
+        except (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+            pass  # SeaweedFS says "exists" for its own bucket after a restart
+        body = os.urandom(64 * 1024)
+        client.put_object(Bucket=_READY_BUCKET, Key="ready", Body=body)
+        if client.get_object(Bucket=_READY_BUCKET, Key="ready")["Body"].read() != body:
+            raise RuntimeError("read back different bytes")
+        for bucket in client.list_buckets()["Buckets"]:  # data from before a restart, too
+            listed = client.list_objects_v2(Bucket=bucket["Name"], MaxKeys=1).get("Contents")
+            if listed:
+                client.get_object(Bucket=bucket["Name"], Key=listed[0]["Key"])["Body"].read()
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 10 s); the data folder stays."""
@@ -200,7 +220,7 @@ class SeaweedServer:
         client = self.client()
         try:
             client.create_bucket(Bucket=name)
-        except client.exceptions.BucketAlreadyOwnedByYou:
+        except (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
             pass
         return name
 

@@ -175,7 +175,8 @@ def main() -> None:
         "",
         "S3 costs one request per chunk object (1 MiB pieces of byte planes), one log object "
         "per commit and one conditional GET per transaction to find the newest commit; "
-        "uploads run 16 at a time, reads one chunk after another.",
+        "uploads run 16 at a time, and so do a read's GETs (the archive asks for a snapshot's "
+        "records, then its chunks in 64 MiB windows, with `Txn.get_many`).",
     ]
     write_section(Path(args.out), section)
     print("\n".join(section))

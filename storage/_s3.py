@@ -42,9 +42,9 @@ import os
 import threading
 import time
 from bisect import bisect_left
-from collections import Counter, OrderedDict
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,8 +66,10 @@ from storage.errors import (
 INLINE_LIMIT = 1024
 #: A checkpoint (``index/<generation>``) is written after every this many commits.
 CHECKPOINT_EVERY = 64
-#: Blobs uploaded concurrently by one commit.
+#: Blobs uploaded concurrently by one commit, and blobs fetched concurrently by ``get_many``.
 UPLOAD_THREADS = 16
+#: ``get_many`` fetches at most this many blobs ahead of its consumer (memory: as many values).
+READ_AHEAD = 32
 #: Blobs up to this size are kept in memory once fetched (they are immutable: always valid) …
 CACHE_BLOB_LIMIT = 64 << 10
 #: … up to this many bytes in all (least recently used first out).
@@ -164,6 +166,35 @@ class _S3Txn(Txn):
         entry = self.base.entries.get(key)
         return None if entry is None else self._store._value(key, entry)
 
+    def get_many(self, keys: Sequence[str]) -> Iterator[Value | None]:
+        # docstring inherited: blobs are fetched on the store's pool, READ_AHEAD at most ahead
+        ahead: deque[Future[Value | None]] = deque()
+        pending = iter(keys)
+        try:
+            for key in pending:
+                ahead.append(self._submit(key))
+                if len(ahead) >= READ_AHEAD:
+                    yield ahead.popleft().result()
+            while ahead:
+                yield ahead.popleft().result()
+        finally:  # the consumer stopped early (or a GET failed): drop what is still queued
+            for future in ahead:
+                future.cancel()
+
+    def _submit(self, key: str) -> Future[Value | None]:
+        """A future of :meth:`get` (resolved against the index here, fetched on the pool)."""
+        check_key(key)
+        done: Future[Value | None] = Future()
+        if key in self.overlay:
+            done.set_result(self.overlay[key])
+            return done
+        self.reads.add(key)
+        entry = self.base.entries.get(key)
+        if entry is None or entry.startswith(_INLINE):
+            done.set_result(None if entry is None else self._store._value(key, entry))
+            return done
+        return self._store._executor().submit(self._store._value, key, entry)
+
     def exists(self, key: str) -> bool:
         # docstring inherited: answered from the index, no object is fetched
         check_key(key)
@@ -235,6 +266,7 @@ class S3Store(Store):
 
     supports_multiprocess = True
     persistent = True
+    batch_reads = True
 
     def __init__(
         self,
@@ -256,7 +288,8 @@ class S3Store(Store):
         self._root = f"{self.location.prefix}/" if self.location.prefix else ""
         self._client = client if client is not None else _client(endpoint_url, region)
         self._endpoint = str(self._client.meta.endpoint_url)
-        self._lock = threading.Lock()  # guards the cached state
+        self._lock = threading.Lock()  # guards the cached state and the pool
+        self._count_lock = threading.Lock()  # guards ``requests``
         self._writer = threading.Lock()  # one write transaction at a time in this process
         self._state: _State | None = None
         self._cache: OrderedDict[str, bytes] = OrderedDict()  # small blobs: records, manifests
@@ -341,9 +374,14 @@ class S3Store(Store):
             for item in blobs.items():
                 put(item)
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="s3-upload")
-        list(self._pool.map(put, blobs.items()))
+        list(self._executor().map(put, blobs.items()))
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The pool that uploads a commit's blobs and fetches ``get_many``'s (created once)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="s3")
+            return self._pool
 
     def _checkpoint(self, state: _State) -> None:
         """Write ``index/<generation>``; a failure only costs readers a longer log replay."""
@@ -457,7 +495,8 @@ class S3Store(Store):
         """One S3 request, counted, with its errors translated."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        self.requests[f"{op} {kind}"] += 1
+        with self._count_lock:  # calls come from the pool's threads too
+            self.requests[f"{op} {kind}"] += 1
         where = self._where(kwargs.get("Key", self._root))
         try:
             return fn(**kwargs)

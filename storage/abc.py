@@ -8,7 +8,7 @@ is a convenience written on top of those primitives.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Self
@@ -44,6 +44,13 @@ class Txn(ABC):
     def keys(self, prefix: str = "") -> Iterator[str]:
         """Iterate over the keys that start with ``prefix``, in byte order."""
 
+    def get_many(self, keys: Sequence[str]) -> Iterator[Value | None]:
+        """:meth:`get` of each key, yielded in order (same values, same errors). Backends with
+        slow round trips (:attr:`Store.batch_reads`) fetch a few values ahead concurrently;
+        the default reads one after another."""
+        for key in keys:
+            yield self.get(key)
+
     def exists(self, key: str) -> bool:
         """Whether ``key`` is present."""
         return self.get(key) is not None
@@ -64,10 +71,13 @@ class Store(ABC):
     * ``supports_multiprocess`` — other processes may open the same store concurrently
       (readers never block; one writer at a time).
     * ``persistent`` — data survives :meth:`close`.
+    * ``batch_reads`` — every value is a round trip (an object store): readers that know which
+      keys they will need should ask for them with :meth:`Txn.get_many`.
     """
 
     supports_multiprocess: bool = False
     persistent: bool = False
+    batch_reads: bool = False
     read_only: bool = False
 
     @abstractmethod

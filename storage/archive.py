@@ -80,6 +80,9 @@ _SAMPLE_ELEMS = 1 << 13  # elements per sample window (8 windows: 64 Ki elements
 _EXACT_BELOW = 1 << 16  # elements: below this every candidate is encoded fully
 _PARALLEL_ABOVE = 1 << 19  # bytes: smaller tensors are coded on the calling thread
 _MAX_LINKS = 1 << 16  # a delta chain longer than this is a cycle: corrupt
+# a read on a store with batch reads fetches ahead the chunks of this many raw plane bytes at a
+# time (then decodes them, then fetches the next window): bounds what is held fetched
+_PREFETCH_BYTES = 64 << 20
 
 Encoded = list[list[tuple[str, bytes]]]  # per plane: (chunk digest, stored value)
 
@@ -190,6 +193,12 @@ class _Ctx:
     planes: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
     fresh: bool = False  # decode everything from the store (verify), never from the cache
     packs: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)  # (pack, planes)
+    fetched: dict[str, Any] = field(default_factory=dict)  # store values fetched ahead
+
+    def get(self, key: str) -> Any:
+        """The store value under ``key``: fetched ahead, or from the transaction now."""
+        value = self.fetched.get(key)
+        return value if value is not None else self.txn.get(key)
 
     def label(self, name: str) -> str:
         """``name`` qualified by the snapshot, for error messages."""
@@ -400,7 +409,7 @@ class Archive:
     def _maybe_record(self, ctx: _Ctx, digest: str) -> TensorRecord | None:
         record = ctx.records.get(digest)
         if record is None:
-            raw = ctx.txn.get(layout.tensor_key(digest))
+            raw = ctx.get(layout.tensor_key(digest))
             if raw is None:
                 return None
             hit = self._parsed.get(digest)
@@ -929,7 +938,7 @@ class Archive:
         out = []
         for i, digest in enumerate(record.planes[k]):
             key = layout.chunk_key(digest)
-            value = ctx.txn.get(key)
+            value = ctx.get(key)
             label = f"{key} (tensor {where}, plane {k}, chunk {i})"
             if value is None:
                 raise CorruptionError(f"missing chunk {label}")
@@ -1173,7 +1182,7 @@ class Archive:
         with self.store.begin() as txn:
             ctx = _Ctx(txn, snapshot_id)
             digest = self._digest_of(ctx, snapshot_id, name)
-            return self._tensor(ctx, digest, planes, ctx.label(name))
+            return self._read_all(ctx, {name: digest}, planes)[name]
 
     def read_snapshot(
         self, snapshot_id: str, *, planes: int | None = None
@@ -1181,8 +1190,82 @@ class Archive:
         """All tensors of a snapshot (shared delta bases are decoded once)."""
         with self.store.begin() as txn:
             ctx = _Ctx(txn, snapshot_id)
-            names = self._manifest(ctx, snapshot_id).tensors
+            return self._read_all(ctx, self._manifest(ctx, snapshot_id).tensors, planes)
+
+    def _read_all(
+        self, ctx: _Ctx, names: Mapping[str, str], planes: int | None
+    ) -> dict[str, np.ndarray]:
+        """The tensors ``names`` (name → digest). On a store with batch reads their records,
+        then their chunks, window by window of :data:`_PREFETCH_BYTES`, are fetched ahead
+        with :meth:`Txn.get_many` (concurrent GETs) and then decoded as usual."""
+        if not self.store.batch_reads:
             return {n: self._tensor(ctx, d, planes, ctx.label(n)) for n, d in names.items()}
+        self._prefetch_records(ctx, names.values())
+        out: dict[str, np.ndarray] = {}
+        window: list[str] = []
+        keys: dict[str, None] = {}
+        size = 0
+        for i, name in enumerate(names):
+            for key, nbytes in self._chunks_to_read(ctx, names[name], planes):
+                size += nbytes if key not in keys else 0
+                keys[key] = None
+            window.append(name)
+            if size >= _PREFETCH_BYTES or i == len(names) - 1:
+                self._prefetch(ctx, list(keys))
+                for n in window:
+                    out[n] = self._tensor(ctx, names[n], planes, ctx.label(n))
+                ctx.fetched.clear()
+                window, keys, size = [], {}, 0
+        return out
+
+    def _prefetch(self, ctx: _Ctx, keys: list[str]) -> None:
+        """Fetch ``keys`` into ``ctx.fetched`` (concurrently where the store can)."""
+        for key, value in zip(keys, ctx.txn.get_many(keys)):
+            if value is not None:  # a missing one is reported by the read that needs it
+                ctx.fetched[key] = value
+
+    def _prefetch_records(self, ctx: _Ctx, digests: Iterable[str]) -> None:
+        """Fetch the records of ``digests`` and of every record their reads need, one chain
+        level at a time (each level's records concurrently)."""
+        level = set(digests)
+        for _ in range(_MAX_LINKS):
+            todo = sorted(d for d in level if d not in ctx.records)
+            if not todo:
+                return
+            self._prefetch(ctx, [layout.tensor_key(d) for d in todo])
+            level = set()
+            for digest in todo:
+                record = self._maybe_record(ctx, digest)
+                link = None if record is None else record.link
+                if link is not None and self._cached(ctx, link) is None:
+                    level.add(link)
+        raise CorruptionError(f"delta chain of snapshot {ctx.where!r} does not end: corrupt")
+
+    def _chunks_to_read(self, ctx: _Ctx, digest: str, planes: int | None) -> list[tuple[str, int]]:
+        """``(key, raw bytes)`` of the chunks a read of ``digest`` (its top ``planes``) will
+        fetch, walking its pack and delta chain down to a tensor the cache holds. A guide for
+        fetching ahead: a read still fetches anything it lacks itself."""
+        record = self._record(ctx, digest)
+        k = self._check_planes(planes, record.nplanes)
+        out: list[tuple[str, int]] = []
+        if k == record.nplanes and self._cached(ctx, digest) is not None:
+            return out
+        for _ in range(_MAX_LINKS):
+            if record.delta is not None and record.delta.op != "xor":
+                k = record.nplanes  # a "sub" delta is decoded in full, its base too
+            if record.slot is None:
+                size, step = record.plane_size, record.chunk_bytes
+                for p in range(min(k, record.nplanes)):
+                    for i, chunk in enumerate(record.planes[p]):
+                        out.append((layout.chunk_key(chunk), min(step, size - i * step)))
+                if record.delta is None:
+                    return out
+            link = record.link
+            assert link is not None
+            if self._cached(ctx, link) is not None:
+                return out
+            record = self._record(ctx, link)
+        raise CorruptionError(f"delta chain of {digest[:16]}… does not end: corrupt")
 
     def read_interval(
         self, snapshot_id: str, name: str, *, planes: int
@@ -1251,9 +1334,9 @@ class Archive:
         """:meth:`get_chunk` for a batch, in one read transaction (on an object store that is
         one round trip per chunk fewer)."""
         with self.store.begin() as txn:
+            keys = [layout.chunk_key(_check_id("chunk digest", d)) for d in digests]
             values = []
-            for digest in digests:
-                value = txn.get(layout.chunk_key(_check_id("chunk digest", digest)))
+            for digest, value in zip(digests, txn.get_many(keys)):
                 if value is None:
                     raise NotFoundError(f"no chunk {digest}")
                 values.append(bytes(value))

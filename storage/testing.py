@@ -51,6 +51,21 @@ class StoreTests:
         assert store.list_prefix("") == ["b", "c/1", "c/2", "c0", "s/x"]
         assert store.list_prefix("zzz") == []
 
+    def test_get_many_matches_get_in_order(self, store: Store) -> None:
+        big = bytes(range(256)) * 20  # over an inline limit: a separate object on S3
+        with store.begin(write=True) as txn:
+            for i in range(40):
+                txn.put(f"k/{i}", big[: 100 * i])
+        keys = [f"k/{i}" for i in reversed(range(40))] + ["nope", "k/3"]
+        with store.begin(write=True) as txn:
+            txn.put("k/5", b"new")  # a write transaction's own puts come first
+            txn.delete("k/6")
+            got = [None if v is None else bytes(v) for v in txn.get_many(keys)]
+            assert got == [None if v is None else bytes(v) for v in map(txn.get, keys)]
+        assert got[0] == big[:3900]
+        assert got[33:35] == [None, b"new"]
+        assert got[-3:] == [b"", None, big[:300]]
+
     def test_transaction_commits_atomically(self, store: Store) -> None:
         with store.begin(write=True) as txn:
             txn.put("x", b"1")

@@ -3,6 +3,8 @@ cannot see — objects per plane, commit visibility, concurrent writers, checkpo
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ import pytest
 from storage import (
     Archive,
     ConflictError,
+    CorruptionError,
     InvalidInputError,
     NotFoundError,
     S3Store,
@@ -232,3 +235,64 @@ def test_two_writers_storing_one_chunk_do_not_conflict(seaweedfs: SeaweedServer,
         b.set("c/x", chunk)  # the same content, committed first
     assert a.get("c/x") == chunk
     assert a.requests["PUT log"] == 2  # lost the race once, replayed
+
+
+class SlowSpy(Spy):
+    """A :class:`Spy` whose blob GETs take a while, recording how many ran at once."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self._lock = threading.Lock()
+        self._running = 0
+        self.most = 0
+
+    def get_object(self, **kw: Any) -> Any:
+        if "/blobs/" not in kw["Key"]:
+            return super().get_object(**kw)
+        with self._lock:
+            self._running += 1
+            self.most = max(self.most, self._running)
+        try:
+            time.sleep(0.02)
+            return super().get_object(**kw)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+
+def test_snapshot_read_fetches_chunks_concurrently(seaweedfs: SeaweedServer, s3_bucket: str):
+    rng = np.random.default_rng(1)
+    weights = {f"t{i}": rng.standard_normal((256, 256)).astype(np.float32) for i in range(6)}
+    tuned = {k: v + np.float32(1e-3) for k, v in weights.items()}
+    with Archive(S3Store(s3_bucket, "par", client=seaweedfs.client())) as ar:
+        ar.write_snapshot("s1", weights)
+        ar.write_snapshot("s2", tuned, bases=["s1"])  # "s1" becomes an XOR delta against "s2"
+        assert ar.tensor_record(ar.manifest("s1")["tensors"]["t0"]).delta is not None
+        chunks = ar.snapshot_chunks("s1")
+
+    spy = SlowSpy(seaweedfs.client())
+    with Archive(S3Store(s3_bucket, "par", client=spy)) as ar:  # cold: nothing cached
+        out = ar.read_snapshot("s1")
+        assert spy.most > 1, "chunk GETs overlapped"
+        for name, value in weights.items():
+            assert out[name].tobytes() == value.tobytes()
+        fetched = [k.rsplit("/", 1)[1] for k in spy.gets if k.startswith("par/blobs/")]
+        of_chunks = [d for d in fetched if d in set(chunks)]  # (tiny chunks are inline)
+        assert len(of_chunks) > 12
+        assert len(of_chunks) == len(set(of_chunks)), "each chunk fetched once"
+
+        spy.most = 0
+        assert [len(c) for c in ar.get_chunks(chunks)] == [len(ar.get_chunk(d)) for d in chunks]
+        assert spy.most > 1, "get_chunks overlapped its GETs too"
+
+
+def test_a_failed_get_in_a_batch_is_one_line(seaweedfs: SeaweedServer, s3_bucket: str):
+    with Archive(S3Store(s3_bucket, "bad", client=seaweedfs.client())) as ar:
+        ar.write_snapshot("s", _weights())
+        chunks = ar.snapshot_chunks("s")
+    client = seaweedfs.client()
+    client.delete_object(Bucket=s3_bucket, Key=f"bad/blobs/{chunks[-1]}")
+    with Archive(S3Store(s3_bucket, "bad", client=client)) as ar:
+        with pytest.raises(CorruptionError, match="is missing") as info:
+            ar.read_snapshot("s")
+        assert "\n" not in str(info.value)

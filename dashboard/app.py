@@ -214,7 +214,16 @@ def _register(app: dash.Dash, source: Source, layout: str) -> None:
     @app.callback(Output("hover-summary", "children"), Input("lineage-graph", "mouseoverNodeData"),
                   prevent_initial_call=True)  # fmt: skip
     def _hover(data: dict[str, Any] | None) -> Any:
-        return views.hover_summary(data) if data else no_update
+        if not data:
+            return no_update
+        if data.get("chain"):
+            return views.hover_summary(data)
+        vid = data.get("id")
+        try:
+            rows = source.read(lambda r: r.list_versions())
+        except ProvDBError as exc:
+            return views.error_page(exc)
+        return views.hover_summary(data, next((r for r in rows if r.id == vid), None))
 
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),

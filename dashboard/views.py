@@ -277,23 +277,22 @@ def lineage_legend(graph: elements.LineageGraph) -> html.Div:
     )
 
 
-def hover_summary(data: dict[str, Any]) -> list[Any]:
-    """One version's (or chain's) summary for the hover line."""
+def hover_summary(data: dict[str, Any], row: VersionRow | None = None) -> list[Any]:
+    """The hover line for a drawn node (``data``: its Cytoscape data) — a chain's size, or
+    the version's summary from ``row`` (looked up by id: the nodes carry only their label)."""
     if data.get("chain"):
         return [html.B(data.get("name", "")),
-                f" — {len(data.get('members', []))} versions in a linear chain; click to "
-                "expand"]  # fmt: skip
-    parts = [
-        html.B(data.get("name", "")),
-        f" {data.get('id', '')[:12]} · {data.get('created_at', '')[:19]} · "
-        f"{data.get('author', '')}",
-    ]
-    if data.get("parents"):
-        parts.append(" · " + ", ".join(data["parents"]))
-    if data.get("run"):
-        parts.append(f" · run {data['run']}")
-    if data.get("message"):
-        parts += [html.Br(), data["message"]]
+                f" — {data.get('size', 0)} versions in a linear chain; "
+                "click to expand"]  # fmt: skip
+    if row is None:
+        return [html.B(data.get("label", "")), f" {data.get('id', '')[:12]}"]
+    parts = [html.B(row.name), f" {row.id[:12]} · {row.created_at[:19]} · {row.author}"]
+    if row.parents:
+        parts.append(" · " + ", ".join(f"{p.op} of {p.id[:12]}" for p in row.parents))
+    if row.run:
+        parts.append(f" · run {row.run.status}")
+    if row.message:
+        parts += [html.Br(), row.message]
     return parts
 
 

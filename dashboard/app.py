@@ -239,6 +239,17 @@ def _register(app: dash.Dash, source: Source, layout: str) -> None:
             return no_update, [*(expanded or []), data["id"]]
         return f"/version/{data['id']}", no_update
 
+    @app.callback(Output("compare-pick", "options"), Input("compare-pick", "search_value"),
+                  State("compare-pick", "value"), prevent_initial_call=True)  # fmt: skip
+    def _pick(search: str | None, picked: list[str] | None) -> Any:
+        if not search:
+            return no_update
+        try:
+            rows = source.read(lambda r: r.list_versions())
+        except ProvDBError:
+            return no_update
+        return views.version_options(rows, search, picked)
+
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),
         Output("url", "search", allow_duplicate=True),

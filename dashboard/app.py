@@ -214,7 +214,16 @@ def _register(app: dash.Dash, source: Source, layout: str) -> None:
     @app.callback(Output("hover-summary", "children"), Input("lineage-graph", "mouseoverNodeData"),
                   prevent_initial_call=True)  # fmt: skip
     def _hover(data: dict[str, Any] | None) -> Any:
-        return views.hover_summary(data) if data else no_update
+        if not data:
+            return no_update
+        if data.get("chain"):
+            return views.hover_summary(data)
+        vid = data.get("id")
+        try:
+            rows = source.read(lambda r: r.list_versions())
+        except ProvDBError as exc:
+            return views.error_page(exc)
+        return views.hover_summary(data, next((r for r in rows if r.id == vid), None))
 
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),
@@ -229,6 +238,17 @@ def _register(app: dash.Dash, source: Source, layout: str) -> None:
         if data.get("chain"):
             return no_update, [*(expanded or []), data["id"]]
         return f"/version/{data['id']}", no_update
+
+    @app.callback(Output("compare-pick", "options"), Input("compare-pick", "search_value"),
+                  State("compare-pick", "value"), prevent_initial_call=True)  # fmt: skip
+    def _pick(search: str | None, picked: list[str] | None) -> Any:
+        if not search:
+            return no_update
+        try:
+            rows = source.read(lambda r: r.list_versions())
+        except ProvDBError:
+            return no_update
+        return views.version_options(rows, search, picked)
 
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),

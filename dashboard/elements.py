@@ -56,6 +56,12 @@ def model_colours(names: Iterable[str]) -> dict[str, str]:
     return {n: palette[i % len(palette)] for i, n in enumerate(sorted(set(names)))}
 
 
+def model_classes(names: Iterable[str]) -> dict[str, str]:
+    """The stylesheet class of each model's colour (``c0``…, as :func:`model_colours`)."""
+    count = len(styles.MODEL_COLOURS)
+    return {n: f"c{i % count}" for i, n in enumerate(sorted(set(names)))}
+
+
 def op_colour(op: str) -> str:
     """The edge colour of a derivation op."""
     return styles.OP_COLOURS.get(op, styles.OTHER_OP)
@@ -107,9 +113,10 @@ def lineage(
     small = len(order_drawn) + len(drawn_edges) <= styles.LABEL_LIMIT
 
     elements: list[Element] = []
+    classes = model_classes(colours)
     for vid in nodes:
         r = by_id[vid]
-        elements.append(_version_node(r, colours[r.name], xy[vid], small))
+        elements.append(_version_node(r, classes[r.name], xy[vid], small))
     for c in chains:
         head = by_id[c.members[0]]
         x, y = xy[c.id]
@@ -118,29 +125,19 @@ def lineage(
                 "data": {
                     "id": c.id,
                     "label": f"{head.name}\n⋯ {len(c.members)} versions",
-                    "colour": colours[head.name],
                     "chain": True,
-                    "members": list(c.members),
+                    "size": len(c.members),
                     "name": head.name,
                 },
-                "position": {"x": x, "y": y},
-                "classes": "chain",
+                "position": {"x": round(x), "y": round(y)},
+                "classes": f"chain {classes[head.name]}",
             }
         )
     used_ops: dict[str, str] = {}
     for (a, b), op in drawn_edges.items():
         used_ops[op] = op_colour(op)
-        elements.append(
-            {
-                "data": {
-                    "id": f"{a}->{b}",
-                    "source": a,
-                    "target": b,
-                    "op": op,
-                    "colour": op_colour(op),
-                }
-            }  # fmt: skip
-        )
+        # the stylesheet colours edges by op (no per-edge style data)
+        elements.append({"data": {"id": f"{a}->{b}", "source": a, "target": b, "op": op}})
     shown_models = {by_id[i].name for i in order}
     return LineageGraph(
         elements,
@@ -152,20 +149,13 @@ def lineage(
 
 
 def _version_node(r: VersionRow, colour: str, xy: tuple[float, float], small: bool) -> Element:
+    """Only what drawing needs: the hover summary is looked up by id when hovered
+    (:func:`dashboard.views.hover_summary`), and the colour is a stylesheet class."""
     label = f"{r.name}\n{r.id[:8]}" if small else r.name
     return {
-        "data": {
-            "id": r.id,
-            "label": label,
-            "colour": colour,
-            "name": r.name,
-            "created_at": r.created_at,
-            "author": r.author,
-            "message": r.message,
-            "parents": [f"{p.op} of {p.id[:12]}" for p in r.parents],
-            "run": r.run.status if r.run else "",
-        },
-        "position": {"x": xy[0], "y": xy[1]},
+        "data": {"id": r.id, "label": label},
+        "position": {"x": round(xy[0]), "y": round(xy[1])},
+        "classes": colour,
     }
 
 

@@ -54,7 +54,7 @@ def lineage_stylesheet(small: bool) -> list[dict[str, Any]]:
     """The lineage DAG: round nodes filled by model, arrows coloured (and labelled) by op."""
     node: dict[str, Any] = {
         "label": "data(label)",
-        "background-color": "data(colour)",
+        "background-color": OTHER_LAYER,
         "border-width": 1,
         "border-color": "#333",
         "shape": "round-rectangle",
@@ -75,8 +75,8 @@ def lineage_stylesheet(small: bool) -> list[dict[str, Any]]:
     edge: dict[str, Any] = {
         "curve-style": "bezier" if small else "haystack",
         "target-arrow-shape": "triangle" if small else "none",
-        "line-color": "data(colour)",
-        "target-arrow-color": "data(colour)",
+        "line-color": OTHER_OP,
+        "target-arrow-color": OTHER_OP,
         "width": 2 if small else 1,
     }
     if small:
@@ -84,21 +84,32 @@ def lineage_stylesheet(small: bool) -> list[dict[str, Any]]:
             {
                 "label": "data(op)",
                 "font-size": 10,
-                "color": "data(colour)",
+                "color": OTHER_OP,
                 "text-background-color": "#ffffff",
                 "text-background-opacity": 0.9,
                 "text-background-padding": 2,
                 "font-family": FONT,
             }
         )
+    # colours by class (models: c0…, see elements.model_classes) and by op, not per element
+    models = [{"selector": f"node.c{i}", "style": {"background-color": colour}}
+              for i, colour in enumerate(MODEL_COLOURS)]  # fmt: skip
+    ops = [
+        {"selector": f'edge[op = "{op}"]',
+         "style": {"line-color": colour, "target-arrow-color": colour,
+                   **({"color": colour} if small else {})}}
+        for op, colour in OP_COLOURS.items()
+    ]  # fmt: skip
     return [
         {"selector": "node", "style": node},
+        *models,
         {
             "selector": "node.chain",
             "style": {"shape": "barrel", "border-style": "dashed", "border-width": 2},
         },
         {"selector": "node:selected", "style": {"border-width": 3, "border-color": "#000"}},
         {"selector": "edge", "style": edge},
+        *ops,
     ]
 
 

@@ -252,3 +252,24 @@ def test_error_pages(browser: Any, serve: Any, tmp_path: Path, case: str, expect
     assert expect in page.text
     assert "Traceback" not in browser.driver.page_source
     shot(browser, f"error-{case}")
+
+
+def test_compare_picker_finds_versions_by_search(
+    browser: Any, url: str, built: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dashboard.views.PICK_LIMIT", 1)  # the others only through a search
+    visit(browser, f"{url}/lineage")
+    graph(browser, "lineage-graph", 5)
+    a, b = built.ids["digits-cnn"], built.ids["digits-cnn-ft"]
+    for vid in (a, b):
+        browser.find_element("#compare-pick").click()
+        box = browser.driver.switch_to.active_element
+        box.send_keys(vid[:10])
+        option = (By.XPATH, f"//*[contains(text(), '{vid[:8]}')]")
+        WebDriverWait(browser.driver, 10).until(lambda d, o=option: d.find_elements(*o))
+        browser.driver.find_elements(*option)[-1].click()
+    browser.driver.switch_to.active_element.send_keys("\ue00c")  # Escape: close the menu
+    browser.find_element("#compare-go").click()
+    WebDriverWait(browser.driver, 10).until(lambda d: "/compare" in d.current_url)
+    assert a in browser.driver.current_url
+    assert b in browser.driver.current_url

@@ -112,7 +112,7 @@ Errors: ``StorageError`` (``.code``) and ``NotFoundError``, ``CorruptionError``,
 ``InvalidInputError``, ``ReadOnlyError``, ``ConflictError``.
 """
 
-from storage._lmdb import LMDBStore, disk_bytes
+from storage._lmdb import LMDBStore, disk_bytes, fsync_path
 from storage._memory import MemoryStore
 from storage._s3 import S3Store, is_s3_url, parse_url
 from storage.abc import Store, Txn
@@ -174,4 +174,5 @@ __all__ = [
     "is_s3_url",
     "parse_url",
     "disk_bytes",
+    "fsync_path",
 ]

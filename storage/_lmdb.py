@@ -98,7 +98,7 @@ def disk_bytes(path: Path) -> int:
     return int(blocks) * 512 if blocks is not None else st.st_size
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     """Flush a file's or a directory's data and metadata to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -236,8 +236,8 @@ class LMDBStore(Store):
         tmp.mkdir()
         try:
             self._env.copy(str(tmp), compact=True)
-            _fsync(tmp / "data.mdb")
-            _fsync(tmp)
+            fsync_path(tmp / "data.mdb")
+            fsync_path(tmp)
         except lmdb.Error as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise StorageError(f"cannot compact the LMDB at {str(self.path)!r}: {exc}") from exc
@@ -245,7 +245,7 @@ class LMDBStore(Store):
         self._env.close()
         os.replace(tmp / "data.mdb", data)
         (self.path / "lock.mdb").unlink(missing_ok=True)  # a fresh lock file for the new data
-        _fsync(self.path)
+        fsync_path(self.path)
         shutil.rmtree(tmp, ignore_errors=True)
         self._env = self._open_env(map_size)
         self._pad()

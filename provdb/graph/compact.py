@@ -63,6 +63,7 @@ def compact_embedded(path: Path) -> tuple[int, int]:
     write lock; this also holds LadybugDB's write handle while copying, so no writer
     changes the graph meanwhile."""
     from provdb.graph.ladybug_store import LadybugStore
+    from storage import fsync_path
 
     before = _disk(path)
     tmp = path.with_name(path.name + ".compact")
@@ -82,16 +83,8 @@ def compact_embedded(path: Path) -> tuple[int, int]:
     if wal.exists() and wal.stat().st_size:  # it would be replayed onto the copy
         tmp.unlink(missing_ok=True)
         raise CorruptData(f"{wal} was not checkpointed; graph compaction kept the original")
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, path)
     wal.unlink(missing_ok=True)
-    _fsync(path.parent)
+    fsync_path(path.parent)
     return before, _disk(path)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
